@@ -1,0 +1,221 @@
+"""The ``mmm-eeg`` command: a thin layer over the Python API.
+
+User mistakes (:class:`mmm_eeg.errors.UserInputError`) end with one message on stderr and exit
+code 2; ``--verbose`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mmm_eeg import __version__
+from mmm_eeg.errors import UserInputError
+
+app = typer.Typer(
+    name="mmm-eeg",
+    help="Topology-agnostic EEG representation learning (MMM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"verbose": False}
+
+#: File extensions that mark SOURCE as a path even when the file does not exist.
+_EEG_EXTENSIONS = {
+    ".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".csv", ".mff", ".eeg", ".gz",
+}  # fmt: skip
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a UserInputError into one message and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserInputError as err:
+            if _state["verbose"]:
+                err_console.print_exception()
+            err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mmm-eeg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details and tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@app.command()
+@_user_errors
+def montage(
+    source: Annotated[
+        str, typer.Argument(help="An EEG file, or channel names separated by commas.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a top-view picture of the mapping (PNG, SVG, PDF).")
+    ] = None,
+    positions: Annotated[
+        str | None,
+        typer.Option("--montage", help="Electrode positions: an MNE montage name or file."),
+    ] = None,
+    tolerance_mm: Annotated[
+        float, typer.Option(help="Furthest an electrode may be from the node it feeds (mm).")
+    ] = 40.0,
+    on_unknown: Annotated[
+        str, typer.Option(help="Unknown names without a position: raise or drop.")
+    ] = "raise",
+    bipolar: Annotated[
+        str, typer.Option(help="Bipolar derivations: exclude, midpoint or raise.")
+    ] = "exclude",
+) -> None:
+    """Show how a recording's channels map onto the unified 62-node topology."""
+    from mmm_eeg.io import read_channel_info
+    from mmm_eeg.topology import UnifiedTopology
+
+    names, types, file_positions = _channels_of(source, read_channel_info)
+    topology = UnifiedTopology.default()
+    for option, value, allowed in (
+        ("--on-unknown", on_unknown, ("raise", "drop")),
+        ("--bipolar", bipolar, ("exclude", "midpoint", "raise")),
+    ):
+        if value not in allowed:
+            raise UserInputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+    mapping = topology.map_channels(
+        names,
+        positions if positions is not None else (file_positions or None),
+        types=types,
+        tolerance_mm=tolerance_mm,
+        on_unknown=on_unknown,  # type: ignore[arg-type]
+        bipolar=bipolar,  # type: ignore[arg-type]
+    )
+    if plot is not None:
+        from mmm_eeg.viz import plot_topology
+
+        plot_topology(topology, mapping, file_positions, fname=plot)
+    if as_json:
+        sys.stdout.write(json.dumps(mapping.to_dict(), indent=2) + "\n")
+        return
+    _print_mapping(mapping, source)
+    if plot is not None:
+        console.print(f"Picture written to {plot}")
+
+
+@app.command()
+@_user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the pictures.")] = Path("demo_out"),
+) -> None:
+    """Map three montages of different size onto the unified topology and draw them.
+
+    Uses the real recordings in $MMM_EEG_DATA or ../shared/eeg when present, else built-in
+    example channel lists.
+    """
+    from mmm_eeg.datasets import EXAMPLE_MONTAGES, default_data_dir, example_files
+    from mmm_eeg.io import read_channel_info
+    from mmm_eeg.topology import UnifiedTopology
+    from mmm_eeg.viz import plot_topology
+
+    topology = UnifiedTopology.default()
+    files = example_files(default_data_dir())
+    sources: dict[str, tuple[list[str], list[str] | None, dict]] = {}
+    if files:
+        console.print(f"Real recordings found in {default_data_dir()}")
+        for label, path in files.items():
+            info = read_channel_info(path)
+            sources[label] = (list(info.names), info.types, info.positions)
+            console.print(f"  {label}: {path}")
+    else:
+        console.print("No recordings found (set MMM_EEG_DATA); using built-in channel lists.")
+        sources = {label: (names, None, {}) for label, names in EXAMPLE_MONTAGES.items()}
+    summary = Table(title="Montages on the unified 62-node topology")
+    for column in ("montage", "channels", "name", "alias", "position", "unmapped",
+                   "excluded", "present"):  # fmt: skip
+        summary.add_column(column)
+    for k, (label, (names, types, positions)) in enumerate(sources.items()):
+        mapping = topology.map_channels(names, positions or None, types=types)
+        picture = out / f"montage_{k}_{label.split()[0].lower()}.png"
+        plot_topology(topology, mapping, positions, fname=picture, title=label)
+        c = mapping.counts()
+        summary.add_row(label, str(len(names)), str(c["name"]), str(c["alias"]),
+                        str(c["position"]), str(c["unmapped"]), str(c["excluded"]),
+                        f"{mapping.n_present}/62")  # fmt: skip
+    console.print(summary)
+    console.print(
+        f"Pictures are in {out}/. On your own file: [bold]mmm-eeg montage YOUR_FILE.edf "
+        "--plot montage.png[/] (any format MNE reads, or a Muse CSV)."
+    )
+
+
+def _channels_of(
+    source: str, read_channel_info: Callable[[str], Any]
+) -> tuple[list[str], list[str] | None, dict]:
+    """Channel names, types and positions from a file path or a comma-separated list."""
+    path = Path(source)
+    if path.exists() or (path.suffix.lower() in _EEG_EXTENSIONS and "," not in source):
+        info = read_channel_info(path)
+        return list(info.names), list(info.types) if info.types else None, info.positions
+    names = [n for n in source.split(",") if n.strip()]
+    if not names:
+        raise UserInputError(f"SOURCE {source!r} is neither a file nor a list of channel names.")
+    return names, None, {}
+
+
+def _print_mapping(mapping: Any, source: str) -> None:
+    table = Table(
+        title=f"{Path(source).name if len(source) < 200 else 'channels'} → {mapping.topology.name}"
+    )
+    for column in ("channel", "node", "region", "method", "distance (mm)", "note"):
+        table.add_column(column)
+    for ch in mapping.channels:
+        table.add_row(
+            ch.name,
+            ch.node_name or "—",
+            "—" if ch.region is None else str(ch.region),
+            ch.method or "unmapped",
+            "" if ch.distance_mm is None else f"{ch.distance_mm:.1f}",
+            ch.reason or "",
+        )
+    for ex in mapping.excluded:
+        table.add_row(ex.name, "—", "—", "excluded", "", ex.reason, style="dim")
+    console.print(table)
+    counts = mapping.counts()
+    console.print(
+        f"{mapping.n_present} of {mapping.topology.n_nodes} nodes present · by name "
+        f"{counts['name']} · by alias {counts['alias']} · by position {counts['position']} · "
+        f"unmapped {counts['unmapped']} · excluded {counts['excluded']}",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the ``mmm-eeg`` console script."""
+    app()

@@ -1,0 +1,97 @@
+"""The ``mmm-eeg`` command on the real files."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmm_eeg.cli import app
+
+runner = CliRunner()
+
+
+def _json(args):
+    result = runner.invoke(app, ["montage", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_montage_json_eegmat(eegmat_file):
+    out = _json([str(eegmat_file)])
+    assert sum(out["present"]) == 19
+    assert [e["name"] for e in out["excluded"]] == ["EEG A2-A1", "ECG ECG"]
+    t3 = next(c for c in out["channels"] if c["name"] == "EEG T3")
+    assert (t3["node"], t3["region"], t3["method"]) == ("T7", 6, "alias")
+
+
+def test_montage_json_eegmmidb(eegmmidb_file):
+    out = _json([str(eegmmidb_file)])
+    assert len(out["channels"]) == 64 and sum(out["present"]) == 59
+    assert sum(c["node"] is None for c in out["channels"]) == 5
+
+
+def test_montage_json_muse(muse_file):
+    out = _json([str(muse_file)])
+    assert {c["name"]: c["node"] for c in out["channels"]} == {
+        "TP9": "TP7", "AF7": "FP1", "AF8": "FP2", "TP10": "TP8"
+    }  # fmt: skip
+    assert all(0 < c["distance_mm"] < 40 for c in out["channels"])
+
+
+def test_montage_table_and_plot(tmp_path, eegmat_file):
+    plot = tmp_path / "sub" / "montage.png"
+    result = runner.invoke(app, ["montage", str(eegmat_file), "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert "19 of 62 nodes present" in result.output and "reference derivation" in result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in plot.parent.iterdir()] == ["montage.png"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [("Cz,Foo,Bar", "'Foo', 'Bar'"), ("missing.edf", "missing.edf: no such file")],
+)
+def test_user_errors_exit_2_without_traceback(source, needle):
+    result = runner.invoke(app, ["montage", source])
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unreadable_file_is_named(tmp_path):
+    bad = tmp_path / "broken.edf"
+    bad.write_bytes(b"this is not an EDF file")
+    result = runner.invoke(app, ["montage", str(bad)])
+    assert result.exit_code == 2
+    assert "broken.edf: MNE-Python cannot read this file" in result.output
+
+
+def test_bad_option_value():
+    result = runner.invoke(app, ["montage", "Cz", "--bipolar", "sum"])
+    assert result.exit_code == 2 and "--bipolar must be one of" in result.output
+
+
+def test_names_and_drop():
+    out = _json(["Cz,Foo", "--on-unknown", "drop"])
+    assert out["channels"][1] | {} == {
+        "name": "Foo", "node": None, "region": None, "method": None,
+        "distance_mm": None, "reason": "unknown name with no position",
+    }  # fmt: skip
+
+
+def test_demo_on_real_data(tmp_path, eeg_data, monkeypatch):
+    monkeypatch.setenv("MMM_EEG_DATA", str(eeg_data))
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "19/62" in result.output and "59/62" in result.output and "4/62" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "montage_0_eegmat.png", "montage_1_eegmmidb.png", "montage_2_muse_n170.png"
+    ]  # fmt: skip
+
+
+def test_demo_without_data_uses_builtin_montages(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMM_EEG_DATA", str(tmp_path / "nothing"))
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "built-in channel lists" in result.output
+    assert "19/62" in result.output and "59/62" in result.output and "4/62" in result.output
