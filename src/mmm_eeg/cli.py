@@ -175,6 +175,43 @@ def demo(
     )
 
 
+@app.command()
+@_user_errors
+def convert(
+    src: Annotated[
+        Path, typer.Argument(help="A PhysioPro .pt state dict or an mmm-eeg model dir.")
+    ],
+    dst: Annotated[Path, typer.Argument(help="Output: a directory (--to mmm) or a .pt file.")],
+    to: Annotated[str, typer.Option(help="Target format: mmm or physiopro.")] = "mmm",
+    heads: Annotated[int, typer.Option(help="Attention heads (not stored in .pt files).")] = 8,
+) -> None:
+    """Convert encoder checkpoints between the reference (PhysioPro) format and ours."""
+    import torch
+
+    from mmm_eeg.atomic import atomic_path
+    from mmm_eeg.model import MMMEncoder, to_physiopro_state_dict
+
+    if to not in ("mmm", "physiopro"):
+        raise UserInputError(f"--to must be mmm or physiopro; got {to!r}.")
+    if src.is_dir():
+        encoder = MMMEncoder.from_pretrained(src)
+    else:
+        encoder = MMMEncoder.from_physiopro(src, heads=heads)
+        report = encoder.load_report
+        console.print(
+            f"Loaded {len(report['loaded'])} tensors; from initialisation: "
+            f"{', '.join(report['initialised']) or 'none'}; ignored: "
+            f"{', '.join(report['ignored']) or 'none'}",
+            highlight=False,
+        )
+    if to == "mmm":
+        encoder.save_pretrained(dst, metadata={"converted_from": str(src)})
+    else:
+        with atomic_path(dst) as tmp:
+            torch.save(to_physiopro_state_dict(encoder), tmp)
+    console.print(f"Wrote {dst} ({to} format)", highlight=False)
+
+
 def _channels_of(
     source: str, read_channel_info: Callable[[str], Any]
 ) -> tuple[list[str], list[str] | None, dict]:

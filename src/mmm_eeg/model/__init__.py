@@ -1,0 +1,18 @@
+"""Models: the MMM encoder, the pretraining autoencoder, masking, the classifier."""
+
+from mmm_eeg.model.autoencoder import MMMAutoencoder
+from mmm_eeg.model.classifier import MMMClassifier
+from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.masking import MaskSchedule, random_mask, regional_mask
+from mmm_eeg.model.physiopro import checkpoint_filter_fn, to_physiopro_state_dict
+
+__all__ = [
+    "MMMAutoencoder",
+    "MMMClassifier",
+    "MMMEncoder",
+    "MaskSchedule",
+    "checkpoint_filter_fn",
+    "random_mask",
+    "regional_mask",
+    "to_physiopro_state_dict",
+]

@@ -1,0 +1,112 @@
+"""Fine-tuning: a 2-layer MLP on the encoder's unified representation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.pretrained import PretrainedMixin
+
+
+class MMMClassifier(PretrainedMixin, nn.Module):
+    """Classifier on the unified representation (region tokens + class token).
+
+    Head: flatten, LayerNorm, Linear, GELU, Dropout, Linear; it returns logits (no softmax
+    inside: the reference's two softmaxes are not reproduced).
+
+    Parameters
+    ----------
+    encoder : MMMEncoder
+        The (pretrained) encoder.
+    n_outputs : int
+        Number of classes.
+    hidden : int
+        Hidden width of the head.
+    dropout : float
+        Dropout before the last layer.
+    freeze_encoder : bool
+        Train only the head (linear probing); the encoder stays in eval mode.
+    ch_names : sequence of str | None
+        The recording's channel names (braindecode style). When given, ``forward`` takes
+        features in that channel order, (batch, n_chans, in_features), and maps them onto the
+        topology itself; otherwise it takes (batch, n_nodes, in_features) in node order.
+    label_names : sequence of str | None
+        Class names, stored with the checkpoint.
+    """
+
+    def __init__(
+        self,
+        encoder: MMMEncoder,
+        n_outputs: int,
+        hidden: int = 64,
+        dropout: float = 0.1,
+        freeze_encoder: bool = False,
+        ch_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if n_outputs < 2:
+            raise ValueError(f"n_outputs must be at least 2, got {n_outputs}.")
+        if label_names is not None and len(label_names) != n_outputs:
+            raise ValueError(f"label_names has {len(label_names)} names for {n_outputs} outputs.")
+        self.encoder = encoder
+        self.n_outputs, self.hidden, self.dropout = n_outputs, hidden, dropout
+        self.freeze_encoder = freeze_encoder
+        self.label_names = list(label_names) if label_names is not None else None
+        width = (encoder.topology.n_regions + 1) * encoder.dim
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.LayerNorm(width),
+            nn.Linear(width, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_outputs),
+        )
+        for p in encoder.parameters():
+            p.requires_grad_(p.requires_grad and not freeze_encoder)
+        self.ch_names = list(ch_names) if ch_names is not None else None
+        source = torch.arange(encoder.topology.n_nodes)
+        if ch_names is not None:
+            mapping = encoder.topology.map_channels(list(ch_names))
+            source = torch.tensor(mapping.source)
+        self.register_buffer("channel_source", source, persistent=False)
+
+    def train(self, mode: bool = True) -> MMMClassifier:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits, shape (batch, n_outputs)."""
+        if self.ch_names is not None:
+            if x.ndim != 3 or x.shape[1] != len(self.ch_names):
+                raise ValueError(
+                    f"x must have shape (batch, {len(self.ch_names)}, features) in the order of "
+                    f"ch_names, got {tuple(x.shape)}."
+                )
+            fed = (self.channel_source >= 0).expand(x.shape[0], -1)
+            x = x[:, self.channel_source.clamp(min=0)] * fed[..., None]
+            present = fed if present is None else present & fed
+        return self.head(self.encoder.unified(x, present))
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.config(),
+            "n_outputs": self.n_outputs,
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+            "freeze_encoder": self.freeze_encoder,
+            "ch_names": self.ch_names,
+            "label_names": self.label_names,
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> MMMClassifier:
+        encoder = MMMEncoder._from_config(config["encoder"])
+        keys = ("n_outputs", "hidden", "dropout", "freeze_encoder", "ch_names", "label_names")
+        return cls(encoder, **{k: config[k] for k in keys})

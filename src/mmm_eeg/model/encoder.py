@@ -1,0 +1,198 @@
+"""The MMM encoder: channel and region tokens, hierarchy mask, transformer blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from mmm_eeg.model.layers import Block, BlockType, additive_mask
+from mmm_eeg.model.pretrained import PretrainedMixin, topology_from_config, topology_to_config
+from mmm_eeg.positions import PositionKind, position_encoding
+from mmm_eeg.topology import UnifiedTopology
+
+AbsentPolicy = Literal["exclude", "zero", "noise"]
+ABSENT_POLICIES = ("exclude", "zero", "noise")
+
+
+class MMMEncoder(PretrainedMixin, nn.Module):
+    """Topology-agnostic EEG encoder (MMM, Yi et al., NeurIPS 2023).
+
+    Tokens: one per topology node (its DE features through one linear embedding), one per region
+    (a learnable vector in DE space through the same embedding), and a class token. Position
+    encodings are added after the embedding; attention follows the topology's hierarchy mask.
+
+    Parameters
+    ----------
+    topology : UnifiedTopology | None
+        The unified topology (default: the 62-node / 17-region SEED layout).
+    dim : int
+        Model width (the released checkpoint: 64; the paper's models: 16).
+    depth : int
+        Number of transformer blocks.
+    heads : int
+        Attention heads; must divide ``dim``.
+    mlp_ratio : float
+        MLP hidden width as a multiple of ``dim``.
+    in_features : int
+        Features per node (5 DE bands).
+    pos_encoding : {"2d", "1d", "3d", "spherical"}
+        Initial value of the trainable position embedding (see :mod:`mmm_eeg.positions`).
+    absent : {"exclude", "zero", "noise"}
+        Nodes the recording lacks: ``"exclude"`` zeroes their input and blocks them as attention
+        keys, so nothing leaks from them; ``"zero"`` only zeroes their input; ``"noise"`` fills
+        them with standard normal noise (the paper's choice).
+    block : {"reference", "prenorm"}
+        ``"reference"``: the block the released weights were trained with; ``"prenorm"``: the
+        standard pre-norm block.
+    """
+
+    def __init__(
+        self,
+        topology: UnifiedTopology | None = None,
+        dim: int = 64,
+        depth: int = 6,
+        heads: int = 8,
+        mlp_ratio: float = 4.0,
+        in_features: int = 5,
+        pos_encoding: PositionKind = "2d",
+        absent: AbsentPolicy = "exclude",
+        block: BlockType = "reference",
+    ) -> None:
+        super().__init__()
+        if absent not in ABSENT_POLICIES:
+            raise ValueError(f"absent must be one of {list(ABSENT_POLICIES)}, got {absent!r}.")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}.")
+        self.topology = topology or UnifiedTopology.default()
+        self.dim, self.depth, self.heads = dim, depth, heads
+        self.mlp_ratio, self.in_features = mlp_ratio, in_features
+        self.pos_encoding, self.absent, self.block = pos_encoding, absent, block
+        n_regions = self.topology.n_regions
+
+        self.patch_embed = nn.Linear(in_features, dim)
+        self.region_tokens = nn.Parameter(torch.randn(1, n_regions, in_features) * 0.02)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        encoding = position_encoding(self.topology, dim, pos_encoding)
+        self.pos_embed = nn.Parameter(torch.as_tensor(encoding, dtype=torch.float32)[None])
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, block) for _ in range(depth))
+        # The reference model defines two final norms but never applies them; they are kept,
+        # frozen, only so that PhysioPro checkpoints round-trip losslessly.
+        self.norm = nn.LayerNorm(dim)
+        self.fc_norm = nn.LayerNorm(dim)
+        for p in (*self.norm.parameters(), *self.fc_norm.parameters()):
+            p.requires_grad_(False)
+        mask = torch.as_tensor(self.topology.attention_mask())
+        self.register_buffer("attn_mask", mask, persistent=False)
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens per sample: nodes, regions, class token."""
+        return self.topology.n_tokens
+
+    def prepare(
+        self,
+        x: torch.Tensor,
+        present: torch.Tensor | None = None,
+        masked: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Embedded tokens (B, n_tokens, dim) plus position encodings, and the additive mask."""
+        n = self.topology.n_nodes
+        if x.ndim != 3 or x.shape[1:] != (n, self.in_features):
+            raise ValueError(
+                f"x must have shape (batch, {n}, {self.in_features}) in topology node order, "
+                f"got {tuple(x.shape)}; map channels with UnifiedTopology.map_channels first."
+            )
+        blocked = self.attn_mask
+        if present is not None:
+            present = present.to(device=x.device, dtype=torch.bool)
+            if present.shape != x.shape[:2]:
+                raise ValueError(f"present must have shape {tuple(x.shape[:2])}.")
+            absent = ~present
+            if not present.any(dim=1).all():
+                raise ValueError("A sample has no present node; drop it before the encoder.")
+            if self.absent == "noise":
+                x = torch.where(absent[..., None], torch.randn_like(x), x)
+            else:
+                x = x.masked_fill(absent[..., None], 0.0)
+            if self.absent == "exclude" and absent.any():
+                keys = torch.zeros(x.shape[0], self.n_tokens, dtype=torch.bool, device=x.device)
+                keys[:, :n] = absent
+                blocked = blocked | keys[:, None, :]
+        if masked is not None:
+            x = x.masked_fill(masked.to(device=x.device, dtype=torch.bool)[..., None], 0.0)
+        batch = x.shape[0]
+        inputs = torch.cat([x, self.region_tokens.expand(batch, -1, -1).to(x.dtype)], dim=1)
+        tokens = torch.cat([self.patch_embed(inputs), self.cls_token.expand(batch, -1, -1)], dim=1)
+        tokens = tokens + self.pos_embed
+        mask = additive_mask(blocked, tokens.dtype)
+        return tokens, mask[:, None] if mask.ndim == 3 else mask
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        present: torch.Tensor | None = None,
+        masked: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Encode DE features.
+
+        Parameters
+        ----------
+        x : Tensor, shape (batch, n_nodes, in_features)
+            Features in topology node order.
+        present : Tensor of bool, shape (batch, n_nodes) | None
+            Nodes the recording has (None: all).
+        masked : Tensor of bool, shape (batch, n_nodes) | None
+            Nodes hidden for pretraining; their input is zeroed (their tokens stay).
+
+        Returns
+        -------
+        Tensor, shape (batch, n_nodes + n_regions + 1, dim)
+            All tokens: nodes, regions, class token.
+        """
+        tokens, mask = self.prepare(x, present, masked)
+        for blk in self.blocks:
+            tokens = blk(tokens, mask)
+        return tokens
+
+    def unified(
+        self,
+        x: torch.Tensor,
+        present: torch.Tensor | None = None,
+        masked: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The unified representation: region and class tokens, (batch, n_regions + 1, dim)."""
+        return self(x, present, masked)[:, self.topology.n_nodes :]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "topology": topology_to_config(self.topology),
+            "dim": self.dim,
+            "depth": self.depth,
+            "heads": self.heads,
+            "mlp_ratio": self.mlp_ratio,
+            "in_features": self.in_features,
+            "pos_encoding": self.pos_encoding,
+            "absent": self.absent,
+            "block": self.block,
+        }
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> MMMEncoder:
+        kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
+                                         "pos_encoding", "absent", "block")}  # fmt: skip
+        return cls(topology=topology_from_config(config["topology"]), **kwargs)
+
+    @classmethod
+    def from_physiopro(cls, path: str | Path, **kwargs: Any) -> MMMEncoder:
+        """Load the authors' released encoder or a reference fine-tuning state dict.
+
+        See :func:`mmm_eeg.model.physiopro.load_physiopro_encoder`.
+        """
+        from mmm_eeg.model.physiopro import load_physiopro_encoder
+
+        return load_physiopro_encoder(path, **kwargs)

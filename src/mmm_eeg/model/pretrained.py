@@ -1,0 +1,137 @@
+"""Our checkpoint format: a directory with ``config.json`` and ``model.safetensors``.
+
+Loading never unpickles: safetensors holds only tensors, and the config is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from mmm_eeg.atomic import atomic_path
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.topology import UnifiedTopology
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def topology_to_config(topology: UnifiedTopology) -> dict[str, Any]:
+    """JSON-ready description of a topology (enough to rebuild it exactly)."""
+    return {
+        "name": topology.name,
+        "nodes": list(topology.nodes),
+        "regions": [[topology.nodes[i] for i in r] for r in topology.regions],
+        "positions": np.round(topology.positions, 9).tolist(),
+        "rank_coordinates": topology.rank_coordinates.tolist(),
+    }
+
+
+def topology_from_config(config: dict[str, Any]) -> UnifiedTopology:
+    """Rebuild a topology written by :func:`topology_to_config`."""
+    default = UnifiedTopology.default()
+    if config["name"] == default.name and tuple(config["nodes"]) == default.nodes:
+        return default
+    return UnifiedTopology(
+        config["nodes"],
+        config["regions"],
+        positions=np.asarray(config["positions"]),
+        rank_source=np.asarray(config["rank_coordinates"]),
+        name=config["name"],
+    )
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for modules that describe themselves.
+
+    Subclasses implement ``config()`` (a JSON-ready dict) and ``_from_config(config)``.
+    """
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def save_pretrained(
+        self, directory: str | Path, metadata: dict[str, Any] | None = None
+    ) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically).
+
+        Parameters
+        ----------
+        directory : str | path-like
+            Created if needed.
+        metadata : dict | None
+            Free-form training metadata stored in the config under ``"metadata"``.
+
+        Returns
+        -------
+        Path
+            The directory.
+        """
+        from mmm_eeg import __version__
+
+        directory = Path(directory)
+        config = {
+            "model": type(self).__name__,
+            "library_version": __version__,
+            **self.config(),
+            "metadata": metadata or {},
+        }
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp))
+        with atomic_path(directory / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> Self:
+        """Load a model written by :meth:`save_pretrained`.
+
+        Parameters
+        ----------
+        directory : str | path-like
+            A directory with ``config.json`` and ``model.safetensors``.
+        map_location : str
+            Device for the weights.
+
+        Returns
+        -------
+        The model, in eval mode.
+        """
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise UserInputError(
+                    f"{directory} is not an mmm-eeg model directory: {path.name} is missing. "
+                    "Give a directory written by save_pretrained (or `mmm-eeg convert`)."
+                )
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise UserInputError(f"{config_path}: not valid JSON ({err}).") from err
+        if config.get("model") != cls.__name__:
+            raise UserInputError(
+                f"{directory} holds a {config.get('model')!r}, not a {cls.__name__}; load it "
+                f"with {config.get('model')}.from_pretrained."
+            )
+        model = cls._from_config(config)
+        try:
+            state = load_file(str(weights_path), device=map_location)
+        except Exception as err:  # safetensors raises its own error types
+            raise UserInputError(f"{weights_path}: unreadable safetensors file ({err}).") from err
+        result = model.load_state_dict(state, strict=False)  # type: ignore[attr-defined]
+        if result.missing_keys or result.unexpected_keys:
+            raise UserInputError(
+                f"{weights_path} does not match its config: missing {result.missing_keys}, "
+                f"unexpected {result.unexpected_keys}."
+            )
+        return model.eval()  # type: ignore[attr-defined]

@@ -1,0 +1,329 @@
+"""Encoder, autoencoder, masking, classifier and checkpoint formats."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mmm_eeg import UnifiedTopology, UserInputError
+from mmm_eeg.cli import app
+from mmm_eeg.model import (
+    MaskSchedule,
+    MMMAutoencoder,
+    MMMClassifier,
+    MMMEncoder,
+    random_mask,
+    regional_mask,
+    to_physiopro_state_dict,
+)
+from mmm_eeg.model.physiopro import read_state_dict
+
+TOPO = UnifiedTopology.default()
+REGION_OF = torch.tensor(TOPO.region_of)
+
+
+def small_encoder(**kw):
+    torch.manual_seed(0)
+    return MMMEncoder(dim=16, depth=2, heads=4, **kw)
+
+
+# -- encoder --------------------------------------------------------------------------------------
+
+
+def test_encoder_shapes_and_unified():
+    enc = small_encoder().eval()
+    x = torch.randn(3, 62, 5)
+    tokens = enc(x)
+    assert tokens.shape == (3, 80, 16)
+    torch.testing.assert_close(enc.unified(x), tokens[:, 62:])
+    with pytest.raises(ValueError, match=r"\(batch, 62, 5\)"):
+        enc(torch.randn(3, 19, 5))
+
+
+def test_exclude_blocks_all_leakage_from_absent_nodes():
+    enc = small_encoder(absent="exclude").eval()
+    present = torch.ones(2, 62, dtype=torch.bool)
+    present[:, TOPO.index("CZ")] = False
+    x = torch.randn(2, 62, 5)
+    y = x.clone()
+    y[:, TOPO.index("CZ")] = 1e3  # whatever an absent node holds changes nothing
+    out_x, out_y = enc(x, present), enc(y, present)
+    torch.testing.assert_close(out_x[:, 62:], out_y[:, 62:])
+    # the same absent node under "zero" still takes part in attention (as a zero input)
+    enc.absent = "zero"
+    assert not torch.allclose(enc(x, present), out_x)
+
+
+def test_noise_policy_fills_absent_nodes_randomly():
+    enc = small_encoder(absent="noise").eval()
+    present = torch.zeros(1, 62, dtype=torch.bool)
+    present[:, :10] = True
+    x = torch.randn(1, 62, 5)
+    assert not torch.allclose(enc(x, present), enc(x, present))
+
+
+def test_masked_channels_are_zeroed_inputs():
+    enc = small_encoder().eval()
+    x = torch.randn(2, 62, 5)
+    masked = torch.zeros(2, 62, dtype=torch.bool)
+    masked[:, :5] = True
+    y = x.clone()
+    y[:, :5] = 0
+    torch.testing.assert_close(enc(x, masked=masked), enc(y))
+
+
+def test_sample_without_present_node_is_an_error():
+    with pytest.raises(ValueError, match="no present node"):
+        small_encoder()(torch.randn(1, 62, 5), torch.zeros(1, 62, dtype=torch.bool))
+
+
+def test_prenorm_block_differs_from_reference_block():
+    ref, pre = small_encoder(), small_encoder(block="prenorm")
+    pre.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 62, 5)
+    assert not torch.allclose(ref.eval()(x), pre.eval()(x))
+
+
+# -- masking ---------------------------------------------------------------------------------------
+
+
+def test_random_mask_fraction_and_presence():
+    g = torch.Generator().manual_seed(1)
+    present = torch.rand(64, 62, generator=g) > 0.4
+    masked = random_mask(present, 0.5, torch.Generator().manual_seed(2))
+    assert not (masked & ~present).any()
+    expected = torch.round(0.5 * present.sum(1).double()).long()
+    assert torch.equal(masked.sum(1), expected)
+    again = random_mask(present, 0.5, torch.Generator().manual_seed(2))
+    assert torch.equal(masked, again)  # reproducible
+
+
+def test_regional_mask_masks_whole_regions():
+    present = torch.ones(32, 62, dtype=torch.bool)
+    present[:16, TOPO.regions[3][0]] = False
+    masked = regional_mask(present, REGION_OF, 0.35, torch.Generator().manual_seed(0))
+    for b in range(32):
+        regions = set(REGION_OF[masked[b]].tolist())
+        assert len(regions) == round(0.35 * 17)  # 6 of 17
+        for r in regions:  # every present node of a masked region is masked
+            members = (REGION_OF == r) & present[b]
+            assert masked[b][members].all()
+    assert not (masked & ~present).any()
+
+
+def test_mask_edge_cases():
+    one = torch.zeros(2, 62, dtype=torch.bool)
+    one[:, 0] = True
+    assert not random_mask(one, 0.5).any()  # nothing to reconstruct from: mask none
+    one_region = torch.zeros(1, 62, dtype=torch.bool)
+    one_region[0, list(TOPO.regions[0])] = True  # 5 nodes, one region
+    masked = regional_mask(one_region, REGION_OF, 0.35, torch.Generator().manual_seed(0))
+    assert masked.sum() == round(0.5 * 5) and not (masked & ~one_region).any()
+    with pytest.raises(ValueError, match="no present node"):
+        random_mask(torch.zeros(1, 62, dtype=torch.bool))
+    with pytest.raises(ValueError, match="ratio"):
+        random_mask(one, 1.0)
+
+
+def test_mask_schedule_cycles():
+    paper = MaskSchedule(epochs=600)
+    assert [paper.strategy(e) for e in (0, 49, 50, 99, 100, 150)] == [
+        "random", "random", "regional", "regional", "random", "regional"
+    ]  # fmt: skip
+    short = MaskSchedule(epochs=10)
+    assert [short.strategy(e) for e in range(10)] == ["random"] * 5 + ["regional"] * 5
+    mix = MaskSchedule(epochs=10, mode="mix")
+    g = torch.Generator().manual_seed(0)
+    draws = {mix.strategy(0, g) for _ in range(50)}
+    assert draws == {"random", "regional"}
+
+
+# -- autoencoder -----------------------------------------------------------------------------------
+
+
+def test_decoder_sees_only_region_and_class_tokens():
+    ae = MMMAutoencoder(small_encoder(), decoder_depth=2).eval()
+    x = torch.randn(2, 62, 5)
+    captured = {}
+    ae.decoder_blocks[0].register_forward_pre_hook(lambda m, a: captured.update(first=a[0]))
+    ae(x)
+    channels = captured["first"][:, :62] - ae.decoder_pos_embed[:, :62]
+    torch.testing.assert_close(channels, ae.mask_token.expand(2, 62, -1))
+
+
+def test_loss_counts_only_masked_present_nodes():
+    ae = MMMAutoencoder(small_encoder(), decoder_depth=1)
+    x = torch.randn(2, 62, 5)
+    present = torch.ones(2, 62, dtype=torch.bool)
+    masked = torch.zeros(2, 62, dtype=torch.bool)
+    masked[:, :3] = True
+    loss, prediction = ae.loss(x, present, masked)
+    expected = ((prediction - x) ** 2).mean(-1)[:, :3].mean()
+    torch.testing.assert_close(loss, expected)
+    ae.loss_on = "all"
+    loss_all, prediction = ae.loss(x, present, masked)
+    torch.testing.assert_close(loss_all, ((prediction - x) ** 2).mean())
+
+
+def test_pretraining_steps_lower_the_loss():
+    torch.manual_seed(0)
+    ae = MMMAutoencoder(small_encoder(), decoder_depth=1)
+    x = torch.randn(64, 62, 1).repeat(1, 1, 5) + torch.linspace(-1, 1, 5)  # learnable structure
+    present = torch.ones(64, 62, dtype=torch.bool)
+    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(40):
+        loss, _ = ae.loss(x, present, random_mask(present, 0.5, g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+# -- classifier ------------------------------------------------------------------------------------
+
+
+def test_classifier_maps_channels_itself():
+    enc = small_encoder()
+    clf = MMMClassifier(enc, 2, ch_names=["EEG Fp1", "EEG T3", "ECG ECG"]).eval()
+    x = torch.randn(4, 3, 5)
+    nodes = torch.zeros(4, 62, 5)
+    nodes[:, TOPO.index("FP1")], nodes[:, TOPO.index("T7")] = x[:, 0], x[:, 1]
+    present = torch.zeros(4, 62, dtype=torch.bool)
+    present[:, [TOPO.index("FP1"), TOPO.index("T7")]] = True
+    plain = MMMClassifier(enc, 2).eval()
+    plain.head.load_state_dict(clf.head.state_dict())
+    torch.testing.assert_close(clf(x), plain(nodes, present))
+
+
+def test_frozen_encoder_gets_no_gradient():
+    clf = MMMClassifier(small_encoder(), 3, freeze_encoder=True).train()
+    assert not clf.encoder.training
+    clf(torch.randn(2, 62, 5)).sum().backward()
+    assert all(p.grad is None for p in clf.encoder.parameters())
+    assert all(p.grad is not None for p in clf.head.parameters())
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["encoder", "autoencoder", "classifier"])
+def test_save_and_load_pretrained(tmp_path, kind):
+    enc = small_encoder(pos_encoding="spherical" if kind == "encoder" else "2d")
+    model = {
+        "encoder": enc,
+        "autoencoder": MMMAutoencoder(enc, decoder_depth=1, head="mlp"),
+        "classifier": MMMClassifier(enc, 2, label_names=["rest", "arithmetic"]),
+    }[kind].eval()
+    model.save_pretrained(tmp_path / "m", metadata={"epochs": 3})
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["metadata"] == {"epochs": 3} and config["model"] == type(model).__name__
+    loaded = type(model).from_pretrained(tmp_path / "m")
+    x = torch.randn(2, 62, 5)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    if kind == "classifier":
+        assert loaded.label_names == ["rest", "arithmetic"]
+    other = MMMAutoencoder if kind != "autoencoder" else MMMEncoder
+    with pytest.raises(UserInputError, match=f"holds a '{type(model).__name__}'"):
+        other.from_pretrained(tmp_path / "m")
+
+
+def test_custom_topology_round_trips(tmp_path):
+    topo = UnifiedTopology(["FP1", "FP2", "CZ", "O1", "O2"], [["FP1", "FP2"], ["CZ"], ["O1", "O2"]])
+    enc = MMMEncoder(topo, dim=8, depth=1, heads=2)
+    enc.save_pretrained(tmp_path)
+    loaded = MMMEncoder.from_pretrained(tmp_path)
+    assert loaded.topology == topo and loaded.n_tokens == 9
+
+
+def test_missing_model_dir_is_a_user_error(tmp_path):
+    with pytest.raises(UserInputError, match=r"config\.json is missing"):
+        MMMEncoder.from_pretrained(tmp_path)
+
+
+def test_physiopro_round_trips(tmp_path, checkpoint_path):
+    original = read_state_dict(checkpoint_path)
+    encoder = MMMEncoder.from_physiopro(checkpoint_path)
+    exported = to_physiopro_state_dict(encoder)
+    assert exported["network.pos_embed"].shape == (80, 64)
+    assert exported["network.attn_mask"].dtype == torch.bool
+    assert exported["supernodes"].shape == (1, 17, 5)
+    for key, value in original.items():  # physiopro -> mmm -> physiopro keeps every tensor
+        assert torch.equal(exported[key], value), key
+    torch.save(exported, tmp_path / "export.pt")
+    again = MMMEncoder.from_physiopro(tmp_path / "export.pt")
+    assert again.load_report["initialised"] == []
+    for key, value in encoder.state_dict().items():  # mmm -> physiopro -> mmm
+        assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_physiopro_full_finetune_dict_ignores_the_head(tmp_path, checkpoint_path):
+    state = to_physiopro_state_dict(MMMEncoder.from_physiopro(checkpoint_path))
+    state["head.0.weight"] = torch.zeros(2, 18 * 64)
+    torch.save(state, tmp_path / "finetuned.pt")
+    encoder = MMMEncoder.from_physiopro(tmp_path / "finetuned.pt")
+    assert encoder.load_report["ignored"] == ["head.0.weight"]
+
+
+def test_foreign_checkpoints_fail_loudly(tmp_path):
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
+    with pytest.raises(UserInputError, match="not a PhysioPro MMM checkpoint"):
+        MMMEncoder.from_physiopro(tmp_path / "other.pt")
+    enc = to_physiopro_state_dict(small_encoder())
+    del enc["network.blocks.1.mlp.fc2.weight"]
+    torch.save(enc, tmp_path / "partial.pt")
+    with pytest.raises(
+        UserInputError, match=r"lacks encoder weights \['blocks.1.mlp.fc2.weight'\]"
+    ):
+        MMMEncoder.from_physiopro(tmp_path / "partial.pt", heads=4)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserInputError, match=r"junk\.pt: refused to load"):
+        MMMEncoder.from_physiopro(tmp_path / "junk.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(UserInputError, match=r"empty\.pt: not a readable PyTorch checkpoint"):
+        MMMEncoder.from_physiopro(tmp_path / "empty.pt")
+
+
+class _Exploit:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
+def test_malicious_pickle_is_refused(tmp_path, writer):
+    target = tmp_path / "pwned.txt"
+    payload = {"network.patch_embed.weight": _Exploit(str(target))}
+    if writer == "torch.save":
+        torch.save(payload, tmp_path / "evil.pt")
+    else:
+        with open(tmp_path / "evil.pt", "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+    with pytest.raises(UserInputError, match=r"evil\.pt: refused to load.*Unsupported"):
+        MMMEncoder.from_physiopro(tmp_path / "evil.pt")
+    assert not target.exists()
+    pickle.loads(pickle.dumps(_Exploit(str(target))))  # the payload is real: it does create it
+    assert target.exists()
+
+
+def test_convert_cli_round_trip(tmp_path, checkpoint_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["convert", str(checkpoint_path), str(tmp_path / "enc")])
+    assert result.exit_code == 0, result.output
+    assert "from initialisation: pos_embed, region_tokens" in result.output
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "enc"), str(tmp_path / "back.pt"), "--to", "physiopro"]
+    )
+    assert result.exit_code == 0, result.output
+    back = torch.load(tmp_path / "back.pt", weights_only=True)
+    for key, value in read_state_dict(checkpoint_path).items():
+        assert torch.equal(back[key], value)
+    result = runner.invoke(app, ["convert", str(tmp_path / "nope.pt"), str(tmp_path / "x")])
+    assert result.exit_code == 2 and "no such checkpoint file" in result.output
