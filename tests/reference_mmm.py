@@ -52,6 +52,8 @@ def reference_mask(table: Path) -> torch.Tensor:
 
 
 class ReferenceBlock(nn.Module):
+    """``x = LN1(x); x = x + Attn(x); x = x + MLP(LN2(x))``, attention as the reference calls it."""
+
     def __init__(self, dim: int, heads: int = 8):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
@@ -64,7 +66,7 @@ class ReferenceBlock(nn.Module):
 
     def forward(self, x, mask):
         x = self.norm1(x)
-        x = x + self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
+        x = x + self.attn(x, x, x, attn_mask=mask)[0]
         return x + self.mlp(self.norm2(x))
 
 
@@ -93,3 +95,41 @@ class ReferenceMMM(nn.Module):
         for blk in self.network.blocks:
             tokens = blk(tokens, self.attn_mask)
         return tokens
+
+
+class ReferenceAutoencoder(nn.Module):
+    """The pretraining model of DESIGN.md in the reference formulation (MHA, explicit mask).
+
+    Parameter names follow :class:`mmm_eeg.model.MMMAutoencoder` for the decoder, and the
+    PhysioPro layout for the encoder, so weights can be copied over one to one.
+    """
+
+    def __init__(self, table: Path, dim: int = 64, depth: int = 6, float_mask: bool = False):
+        super().__init__()
+        self.encoder = ReferenceMMM(table, dim, depth, float_mask)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.decoder_pos_embed = nn.Parameter(reference_pos_embed(table, dim)[None])
+        self.decoder_blocks = nn.ModuleList(ReferenceBlock(dim) for _ in range(depth))
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x, masked):
+        tokens = self.encoder(x.masked_fill(masked[..., None], 0.0))
+        hidden = torch.cat([self.mask_token.expand(x.shape[0], 62, -1), tokens[:, 62:]], 1)
+        hidden = hidden + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            hidden = blk(hidden, self.encoder.attn_mask)
+        return self.head(self.decoder_norm(hidden[:, :62]))
+
+    def load_from(self, ours) -> None:
+        """Copy the weights of an ``MMMAutoencoder`` (width and depth must agree)."""
+        from mmm_eeg.model import to_physiopro_state_dict
+
+        encoder = to_physiopro_state_dict(ours.encoder)
+        with torch.no_grad():
+            self.encoder.pos_embed.copy_(encoder.pop("network.pos_embed"))
+        del encoder["network.attn_mask"]
+        self.encoder.load_state_dict(encoder, strict=True)
+        decoder = {k: v for k, v in ours.state_dict().items() if not k.startswith("encoder.")}
+        missing, unexpected = self.load_state_dict(decoder, strict=False)
+        assert not unexpected and all(k.startswith("encoder.") for k in missing)

@@ -132,11 +132,13 @@ def differential_entropy(
     bands = check_bands(bands, sfreq, on_high_band)
     length, hop = _window_samples(sfreq, window, step)
     starts = window_starts(data.shape[1], sfreq, window, step)
+    if method not in ("fft", "filter"):
+        raise ValueError(f"method must be 'fft' or 'filter', got {method!r}.")
+    if len(starts) == 0:
+        return np.empty((0, data.shape[0], len(bands)))
     if method == "fft":
         return _de_fft(data, sfreq, bands, length, hop, len(starts), chunk_windows)
-    if method == "filter":
-        return _de_filter(data, sfreq, bands, length, starts, chunk_windows)
-    raise ValueError(f"method must be 'fft' or 'filter', got {method!r}.")
+    return _de_filter(data, sfreq, bands, length, starts, chunk_windows)
 
 
 def _de_fft(data, sfreq, bands, length, hop, n_windows, chunk_windows) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mmm_eeg.model.layers import Block, BlockType, additive_mask
+from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pretrained import PretrainedMixin, topology_from_config, topology_to_config
 from mmm_eeg.positions import PositionKind, position_encoding
 from mmm_eeg.topology import UnifiedTopology
@@ -98,7 +98,11 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Embedded tokens (B, n_tokens, dim) plus position encodings, and the additive mask."""
+        """Embedded tokens (B, n_tokens, dim) plus position encodings, and the SDPA mask.
+
+        The mask is boolean with True = may attend (the inverse of the topology's convention),
+        shape (n_tokens, n_tokens), or (B, 1, n_tokens, n_tokens) when absent nodes are excluded.
+        """
         n = self.topology.n_nodes
         if x.ndim != 3 or x.shape[1:] != (n, self.in_features):
             raise ValueError(
@@ -127,8 +131,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         inputs = torch.cat([x, self.region_tokens.expand(batch, -1, -1).to(x.dtype)], dim=1)
         tokens = torch.cat([self.patch_embed(inputs), self.cls_token.expand(batch, -1, -1)], dim=1)
         tokens = tokens + self.pos_embed
-        mask = additive_mask(blocked, tokens.dtype)
-        return tokens, mask[:, None] if mask.ndim == 3 else mask
+        return tokens, ~blocked[:, None] if blocked.ndim == 3 else ~blocked
 
     def forward(
         self,

@@ -31,7 +31,7 @@ class Attention(nn.Module):
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        """Attend; ``attn_mask`` is additive (0 or -inf), broadcastable to (B, H, N, N)."""
+        """Attend; ``attn_mask`` is boolean with True = may attend (SDPA's convention)."""
         batch, tokens, dim = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         q, k, v = qkv.view(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
@@ -77,10 +77,3 @@ class Block(nn.Module):
         else:
             x = x + self.attn(self.norm1(x), attn_mask)
         return x + self.mlp(self.norm2(x))
-
-
-def additive_mask(blocked: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Turn a boolean mask (True = blocked) into SDPA's additive form (0 or -inf)."""
-    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(
-        blocked, float("-inf")
-    )

@@ -1,0 +1,239 @@
+"""Model speed: our MMM against the reference formulation, side by side in one process.
+
+Measures, on this CPU with a fixed thread count:
+1. one pretraining step (forward, backward, AdamW) of the 6 + 6 block autoencoder, width 64,
+   batch 512: ours (fused SDPA) against the reference formulation (``nn.MultiheadAttention`` as
+   the reference code calls it, with its boolean mask, and with the equivalent float mask);
+2. that the two give the same reconstruction from the same weights (max |difference|);
+3. this machine's fp32 matmul peak and the fraction of it our step reaches;
+4. batch-1 inference latency (p50, p99) of the 6-block encoder, ours against the reference.
+
+Rounds alternate between the contenders so that load on this shared machine hits both alike;
+figures are ratios from the same run. Writes JSON (bench/results/model.json) and the table in
+docs/benchmarks.md.
+
+    .venv/bin/python bench/model.py            # about 3 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import update_benchmarks_md  # noqa: E402
+from mmm_eeg.model import MMMAutoencoder, MMMEncoder, random_mask  # noqa: E402
+from tests.reference_mmm import ReferenceAutoencoder, ReferenceMMM  # noqa: E402
+
+TABLE = ROOT / "src" / "mmm_eeg" / "data" / "seed62_coordinates.csv"
+
+
+def matmul_peak_gflops(n: int = 1024, seconds: float = 3.0) -> float:
+    """Best fp32 GFLOP/s of an n x n matmul on this machine's configured threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def step_flops(model: torch.nn.Module, loss_fn) -> float:
+    """FLOPs of one forward + backward, counted by torch's FlopCounterMode (matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn().backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def make_step(model: torch.nn.Module, loss_fn):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def time_rounds(contenders: dict, rounds: int) -> dict[str, list[float]]:
+    for fn in contenders.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def latency(encoders: dict, iters: int, chunk: int = 50) -> dict[str, list[float]]:
+    x = torch.randn(1, 62, 5)
+    out: dict[str, list[float]] = {name: [] for name in encoders}
+    with torch.inference_mode():
+        for enc in encoders.values():
+            for _ in range(20):
+                enc(x)
+        for _ in range(iters // chunk):
+            for name, enc in encoders.items():
+                for _ in range(chunk):
+                    t = time.perf_counter()
+                    enc(x)
+                    out[name].append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--latency-iters", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.json")
+    parser.add_argument("--no-docs", action="store_true", help="Do not touch docs/benchmarks.md.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    ours = MMMAutoencoder(MMMEncoder(dim=64, depth=6), decoder_depth=6)
+    references = {
+        "reference_bool_mask": ReferenceAutoencoder(TABLE),
+        "reference_float_mask": ReferenceAutoencoder(TABLE, float_mask=True),
+    }
+    for ref in references.values():
+        ref.load_from(ours)
+    x = torch.randn(args.batch, 62, 5)
+    present = torch.ones(args.batch, 62, dtype=torch.bool)
+    masked = random_mask(present, 0.5, torch.Generator().manual_seed(0))
+
+    with torch.no_grad():
+        expected = ours(x, None, masked)
+        max_diff = {k: (r(x, masked) - expected).abs().max().item() for k, r in references.items()}
+
+    def ours_loss():
+        return ours.loss(x, None, masked)[0]
+
+    def ref_loss(ref):
+        return lambda: (((ref(x, masked) - x) ** 2).mean(-1) * masked).sum() / masked.sum()
+
+    flops = step_flops(
+        references["reference_bool_mask"], ref_loss(references["reference_bool_mask"])
+    )
+    peak = matmul_peak_gflops()
+    contenders = {"ours": make_step(ours, ours_loss)}
+    contenders |= {k: make_step(r, ref_loss(r)) for k, r in references.items()}
+    times = time_rounds(contenders, args.rounds)
+    step = {
+        name: {
+            "step_s_median": float(np.median(t)),
+            "samples_per_s": args.batch / float(np.median(t)),
+        }
+        for name, t in times.items()
+    }
+    ours_gflops = flops / step["ours"]["step_s_median"] / 1e9
+
+    encoders = {"ours": MMMEncoder(dim=64, depth=6).eval(), "reference": ReferenceMMM(TABLE).eval()}
+    lat = latency(encoders, args.latency_iters)
+    lat_ms = {
+        name: {"p50": 1e3 * float(np.percentile(t, 50)), "p99": 1e3 * float(np.percentile(t, 99))}
+        for name, t in lat.items()
+    }
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "command": "python bench/model.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+        },
+        "pretrain_step": {
+            "batch": args.batch,
+            "dim": 64,
+            "encoder_blocks": 6,
+            "decoder_blocks": 6,
+            "rounds": args.rounds,
+            **step,
+            "speedup_vs_reference_bool_mask": step["ours"]["samples_per_s"]
+            / step["reference_bool_mask"]["samples_per_s"],
+            "speedup_vs_reference_float_mask": step["ours"]["samples_per_s"]
+            / step["reference_float_mask"]["samples_per_s"],
+            "max_abs_diff_vs_reference": max_diff,
+            "gflop_per_step": flops / 1e9,
+            "ours_gflops": ours_gflops,
+        },
+        "matmul_peak_gflops": peak,
+        "ours_fraction_of_peak": ours_gflops / peak,
+        "latency_batch1_ms": {
+            **lat_ms,
+            "speedup_p50": lat_ms["reference"]["p50"] / lat_ms["ours"]["p50"],
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    print(table)
+    if not args.no_docs:
+        update_benchmarks_md("model", table)
+
+
+def markdown(r: dict) -> str:
+    s, lat = r["pretrain_step"], r["latency_batch1_ms"]
+    rows = [
+        f"Measured {r['date']} with `{r['command'].strip()}` ({r['machine']['threads']} threads, "
+        f"torch {r['machine']['torch']}).",
+        "",
+        f"Pretraining step (forward + backward + AdamW), width 64, 6 + 6 blocks, batch "
+        f"{s['batch']}, median of {s['rounds']} alternating rounds:",
+        "",
+        "| formulation | samples/s | step (s) | ours is faster by | max abs diff of output |",
+        "|---|---|---|---|---|",
+        f"| ours (SDPA, fused QKV) | {s['ours']['samples_per_s']:.0f} | "
+        f"{s['ours']['step_s_median']:.2f} | — | — |",
+    ]
+    for key, label in (("reference_bool_mask", "reference: MHA + boolean mask"),
+                       ("reference_float_mask", "reference: MHA + float mask")):  # fmt: skip
+        rows.append(
+            f"| {label} | {s[key]['samples_per_s']:.0f} | {s[key]['step_s_median']:.2f} | "
+            f"{s['ours']['samples_per_s'] / s[key]['samples_per_s']:.2f}× | "
+            f"{s['max_abs_diff_vs_reference'][key]:.1e} |"
+        )
+    rows += [
+        "",
+        f"Matmul work per step: {s['gflop_per_step']:.1f} GFLOP; ours reaches "
+        f"{s['ours_gflops']:.1f} GFLOP/s = {100 * r['ours_fraction_of_peak']:.0f} % of this "
+        f"machine's measured fp32 matmul peak ({r['matmul_peak_gflops']:.1f} GFLOP/s, "
+        "1024² matmul).",
+        "",
+        "Batch-1 inference latency of the 6-block encoder:",
+        "",
+        "| formulation | p50 (ms) | p99 (ms) |",
+        "|---|---|---|",
+        f"| ours | {lat['ours']['p50']:.2f} | {lat['ours']['p99']:.2f} |",
+        f"| reference (MHA) | {lat['reference']['p50']:.2f} | {lat['reference']['p99']:.2f} |",
+        "",
+        f"Ours is {lat['speedup_p50']:.2f}× faster at p50.",
+    ]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
