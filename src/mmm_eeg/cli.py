@@ -98,10 +98,9 @@ def montage(
     ] = "exclude",
 ) -> None:
     """Show how a recording's channels map onto the unified 62-node topology."""
-    from mmm_eeg.io import read_channel_info
     from mmm_eeg.topology import UnifiedTopology
 
-    names, types, file_positions = _channels_of(source, read_channel_info)
+    names, types, file_positions = _channels_of(source)
     topology = UnifiedTopology.default()
     for option, value, allowed in (
         ("--on-unknown", on_unknown, ("raise", "drop")),
@@ -212,10 +211,10 @@ def convert(
     console.print(f"Wrote {dst} ({to} format)", highlight=False)
 
 
-def _channels_of(
-    source: str, read_channel_info: Callable[[str], Any]
-) -> tuple[list[str], list[str] | None, dict]:
+def _channels_of(source: str) -> tuple[list[str], list[str] | None, dict]:
     """Channel names, types and positions from a file path or a comma-separated list."""
+    from mmm_eeg.io import read_channel_info
+
     path = Path(source)
     if path.exists() or (path.suffix.lower() in _EEG_EXTENSIONS and "," not in source):
         info = read_channel_info(path)

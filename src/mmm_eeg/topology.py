@@ -44,8 +44,6 @@ EXTRA_SITES = {"CB1": "I1", "CB2": "I2"}
 #: layout and nothing farther.
 DEFAULT_TOLERANCE_MM = 40.0
 
-PositionSource = Mapping[str, Any] | Any  # a name -> xyz mapping or an mne DigMontage
-
 
 @cache
 def _template_positions() -> dict[str, np.ndarray]:
@@ -410,7 +408,7 @@ class UnifiedTopology:
     def map_channels(
         self,
         names: Sequence[str],
-        positions: PositionSource | str | Path | None = None,
+        positions: Mapping[str, Any] | str | Path | Any | None = None,
         *,
         types: Sequence[str] | None = None,
         tolerance_mm: float = DEFAULT_TOLERANCE_MM,
@@ -580,7 +578,7 @@ def _check_option(name: str, value: object, allowed: Sequence[object]) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
 
 
-def _resolve_positions(positions: PositionSource | str | Path | None) -> dict[str, np.ndarray]:
+def _resolve_positions(positions: Any) -> dict[str, np.ndarray]:
     """Normalise any position source to ``{UPPER-CASE NAME: xyz (m, head frame)}``."""
     if positions is None:
         return {}

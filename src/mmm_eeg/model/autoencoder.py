@@ -73,9 +73,7 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         masked: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Reconstruct every node's features, shape (batch, n_nodes, in_features)."""
-        tokens, mask = self.encoder.prepare(x, present, masked)
-        for blk in self.encoder.blocks:
-            tokens = blk(tokens, mask)
+        tokens, mask = self.encoder.encode(x, present, masked)
         n = self.n_nodes
         hidden = torch.cat([self.mask_token.expand(x.shape[0], n, -1), tokens[:, n:]], dim=1)
         hidden = hidden + self.decoder_pos_embed

@@ -155,10 +155,19 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         Tensor, shape (batch, n_nodes + n_regions + 1, dim)
             All tokens: nodes, regions, class token.
         """
+        return self.encode(x, present, masked)[0]
+
+    def encode(
+        self,
+        x: torch.Tensor,
+        present: torch.Tensor | None = None,
+        masked: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All tokens after the blocks, and the SDPA mask they used (a decoder reuses it)."""
         tokens, mask = self.prepare(x, present, masked)
         for blk in self.blocks:
             tokens = blk(tokens, mask)
-        return tokens
+        return tokens, mask
 
     def unified(
         self,
