@@ -211,6 +211,123 @@ def convert(
     console.print(f"Wrote {dst} ({to} format)", highlight=False)
 
 
+@app.command()
+@_user_errors
+def preprocess(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="EEG files, folders (recursive) or manifest CSVs.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Corpus folder (created or extended).")],
+    manifest: Annotated[
+        Path | None, typer.Option(help="A manifest CSV (path, subject, ...).")
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            help="T1=left_fist,T2=right_fist, or T0,T1,T2 to read labels from manifest columns."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes reading files.")] = 1,
+    window: Annotated[float, typer.Option(help="Window length (s).")] = 1.0,
+    step: Annotated[
+        float | None, typer.Option(help="Hop between windows (s); default: window.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="DE definition: fft or filter.")] = "fft",
+    resample: Annotated[
+        float | None, typer.Option(help="Resample to this rate (Hz) first.")
+    ] = None,
+    reference: Annotated[str, typer.Option(help="Re-reference: none or average.")] = "none",
+    max_amplitude: Annotated[
+        float | None, typer.Option(help="Drop windows beyond this amplitude (µV).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="Feature storage: float32 or float16.")] = "float32",
+    lds: Annotated[
+        bool, typer.Option(help="LDS-smooth DE within label runs (leakage risk).")
+    ] = False,
+) -> None:
+    """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from mmm_eeg.build import build_corpus
+    from mmm_eeg.io.sources import discover_sources
+    from mmm_eeg.preprocess import PreprocessConfig
+
+    for option, value, allowed in (
+        ("--method", method, ("fft", "filter")),
+        ("--reference", reference, ("none", "average")),
+        ("--dtype", dtype, ("float32", "float16")),
+    ):
+        if value not in allowed:
+            raise UserInputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+    config = PreprocessConfig(
+        window=window, step=step, method=method, resample=resample,  # type: ignore[arg-type]
+        reference=reference, max_amplitude_uv=max_amplitude, lds=lds,  # type: ignore[arg-type]
+    )  # fmt: skip
+    sources, skipped = discover_sources([*inputs, *([manifest] if manifest else [])], events)
+    if not sources:
+        raise UserInputError("No EEG files found in the inputs. Give files, folders or a manifest.")
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("preprocessing", total=len(sources))
+        report = build_corpus(
+            sources, out, config=config, dtype=dtype, workers=workers, skipped=skipped,
+            on_progress=lambda done, total, name: progress.update(
+                task, completed=done, total=total, description=name[:40]
+            ),
+        )  # fmt: skip
+    console.print(
+        f"Corpus {out}: {report['corpus_recordings']} recordings, {report['corpus_windows']} "
+        f"windows, {report['corpus_hours']} h (this run: +{report['recordings_added']} "
+        f"recordings, +{report['windows_added']} windows; {report['already_done']} already "
+        f"done) in {report['runtime_s']} s",
+        highlight=False,
+    )
+    if report["dropped_windows"]:
+        console.print(f"Dropped windows: {report['dropped_windows']}", highlight=False)
+    if report["absent_channels"]:
+        console.print(f"Channels absent for a whole recording: {report['absent_channels']}")
+    for item in report["skipped"]:
+        err_console.print(f"[yellow]Skipped[/] {item['reason']}", highlight=False, soft_wrap=True)
+    console.print(f"Report: {out / 'report.json'}")
+    if report["corpus_windows"] == 0:
+        raise UserInputError("No window could be extracted from any input; see the reasons above.")
+
+
+corpus_app = typer.Typer(help="Inspect a feature corpus.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("info")
+@_user_errors
+def corpus_info(
+    path: Annotated[Path, typer.Argument(help="Corpus folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise a corpus: windows, hours, recordings, subjects, labels per dataset."""
+    from mmm_eeg.corpus import Corpus
+
+    summary = Corpus(path).summary()
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    console.print(
+        f"{summary['path']}: {summary['windows']} windows ({summary['window_s']:g} s, "
+        f"{summary['method']} DE, {summary['dtype']}), {summary['hours']} h, "
+        f"{summary['recordings']} recordings",
+        highlight=False,
+    )
+    table = Table()
+    for column in ("dataset", "windows", "recordings", "subjects", "nodes", "labels"):
+        table.add_column(column)
+    for name, d in summary["datasets"].items():
+        labels = ", ".join(f"{k} {v}" for k, v in d["labels"].items()) or "—"
+        table.add_row(name, str(d["windows"]), str(d["recordings"]), str(d["subjects"]),
+                      str(d["mean_present_nodes"]), labels)  # fmt: skip
+    console.print(table)
+
+
 def _channels_of(source: str) -> tuple[list[str], list[str] | None, dict]:
     """Channel names, types and positions from a file path or a comma-separated list."""
     from mmm_eeg.io import read_channel_info

@@ -180,3 +180,66 @@ def _de_filter(data, sfreq, bands, length, starts, chunk_windows) -> np.ndarray:
             filtered = sosfiltfilt(coefficients, segment, axis=1)
             out[w0 : w0 + len(chunk), :, b] = filtered[:, index].var(axis=-1).T
     return de_from_variance(out)
+
+
+def lds_smooth(
+    features: np.ndarray, segments: np.ndarray | None = None, smoothness: float = 0.01
+) -> np.ndarray:
+    """Smooth DE over consecutive windows with a linear dynamical system (SEED's ``de_LDS``).
+
+    Each (channel, band) series is modelled as a random walk observed in noise,
+    ``x_t = x_{t-1} + w``, ``y_t = x_t + v``, with ``var(w) = smoothness · var(y)`` and
+    ``var(v) = var(y)``; a Kalman filter and a Rauch-Tung-Striebel smoother give ``E[x_t | y]``.
+
+    Leakage: smoothing mixes every window with its neighbours, past and future. Across a trial
+    or label boundary that leaks the next trial's signal, and its label, into the windows of the
+    previous one, which inflates accuracy. So smoothing never crosses a ``segments`` boundary:
+    pass one id per window (recording and label), and call it on one recording at a time.
+    Off by default everywhere in mmm-eeg.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n_windows, ...)
+        DE in window order.
+    segments : ndarray, shape (n_windows,) | None
+        Segment id per window; runs of equal ids are smoothed independently (None: one run).
+    smoothness : float
+        Ratio of process to observation noise; smaller smooths more.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``features``.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if segments is None:
+        segments = np.zeros(len(features), dtype=np.int64)
+    segments = np.asarray(segments)
+    if segments.shape != (len(features),):
+        raise ValueError(f"segments must have shape ({len(features)},), got {segments.shape}.")
+    out = np.empty_like(features)
+    bounds = np.flatnonzero(np.diff(segments) != 0) + 1
+    for run in np.split(np.arange(len(features)), bounds):
+        if len(run):
+            out[run] = _kalman_rts(features[run], smoothness)
+    return out
+
+
+def _kalman_rts(y: np.ndarray, smoothness: float) -> np.ndarray:
+    n = len(y)
+    if n < 2:
+        return y.copy()
+    r = np.maximum(y.var(axis=0), 1e-12)
+    q = smoothness * r
+    mean, var = np.empty_like(y), np.empty_like(y)
+    mean[0], var[0] = y[0], r
+    for t in range(1, n):  # filter
+        prior = var[t - 1] + q
+        gain = prior / (prior + r)
+        mean[t] = mean[t - 1] + gain * (y[t] - mean[t - 1])
+        var[t] = (1 - gain) * prior
+    smoothed = mean.copy()
+    for t in range(n - 2, -1, -1):  # Rauch-Tung-Striebel
+        gain = var[t] / (var[t] + q)
+        smoothed[t] = mean[t] + gain * (smoothed[t + 1] - mean[t])
+    return smoothed

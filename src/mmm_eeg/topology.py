@@ -370,6 +370,30 @@ class UnifiedTopology:
     def __hash__(self) -> int:
         return hash((self.nodes, self.regions))
 
+    def to_config(self) -> dict[str, Any]:
+        """JSON-ready description (enough to rebuild the topology exactly)."""
+        return {
+            "name": self.name,
+            "nodes": list(self.nodes),
+            "regions": [[self.nodes[i] for i in r] for r in self.regions],
+            "positions": np.round(self.positions, 9).tolist(),
+            "rank_coordinates": self.rank_coordinates.tolist(),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> UnifiedTopology:
+        """Rebuild a topology written by :meth:`to_config`."""
+        default = cls.default()
+        if config["name"] == default.name and tuple(config["nodes"]) == default.nodes:
+            return default
+        return cls(
+            config["nodes"],
+            config["regions"],
+            positions=np.asarray(config["positions"]),
+            rank_source=np.asarray(config["rank_coordinates"]),
+            name=config["name"],
+        )
+
     # -- attention mask ------------------------------------------------------------------------
 
     def attention_mask(self, present: np.ndarray | None = None) -> np.ndarray:

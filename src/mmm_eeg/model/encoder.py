@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmm_eeg.model.layers import Block, BlockType
-from mmm_eeg.model.pretrained import PretrainedMixin, topology_from_config, topology_to_config
+from mmm_eeg.model.pretrained import PretrainedMixin
 from mmm_eeg.positions import PositionKind, position_encoding
 from mmm_eeg.topology import UnifiedTopology
 
@@ -182,7 +182,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
 
     def config(self) -> dict[str, Any]:
         return {
-            "topology": topology_to_config(self.topology),
+            "topology": self.topology.to_config(),
             "dim": self.dim,
             "depth": self.depth,
             "heads": self.heads,
@@ -197,7 +197,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     def _from_config(cls, config: dict[str, Any]) -> MMMEncoder:
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
                                          "pos_encoding", "absent", "block")}  # fmt: skip
-        return cls(topology=topology_from_config(config["topology"]), **kwargs)
+        return cls(topology=UnifiedTopology.from_config(config["topology"]), **kwargs)
 
     @classmethod
     def from_physiopro(cls, path: str | Path, **kwargs: Any) -> MMMEncoder:

@@ -9,40 +9,13 @@ import json
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 from safetensors.torch import load_file, save_file
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.topology import UnifiedTopology
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def topology_to_config(topology: UnifiedTopology) -> dict[str, Any]:
-    """JSON-ready description of a topology (enough to rebuild it exactly)."""
-    return {
-        "name": topology.name,
-        "nodes": list(topology.nodes),
-        "regions": [[topology.nodes[i] for i in r] for r in topology.regions],
-        "positions": np.round(topology.positions, 9).tolist(),
-        "rank_coordinates": topology.rank_coordinates.tolist(),
-    }
-
-
-def topology_from_config(config: dict[str, Any]) -> UnifiedTopology:
-    """Rebuild a topology written by :func:`topology_to_config`."""
-    default = UnifiedTopology.default()
-    if config["name"] == default.name and tuple(config["nodes"]) == default.nodes:
-        return default
-    return UnifiedTopology(
-        config["nodes"],
-        config["regions"],
-        positions=np.asarray(config["positions"]),
-        rank_source=np.asarray(config["rank_coordinates"]),
-        name=config["name"],
-    )
 
 
 class PretrainedMixin:

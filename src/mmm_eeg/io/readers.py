@@ -1,0 +1,125 @@
+"""``read_recording``: any format MNE-Python reads, Muse CSV, SEED .mat, by extension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.io.recording import Annotation, Recording, annotations_from_mne
+
+#: Columns of a muse-lsl / eeg-notebooks CSV that are not signals.
+MUSE_TIME_COLUMN = "timestamps"
+MUSE_MARKER_PREFIX = "Marker"
+#: Muse headbands sample at 256 Hz; other rates are estimated from the timestamps.
+MUSE_NOMINAL_RATES = (256.0, 220.0, 250.0, 512.0)
+
+
+def read_recording(path: str | Path) -> Recording:
+    """Read one EEG recording.
+
+    Parameters
+    ----------
+    path : str | path-like
+        EDF/EDF+/BDF, GDF, FIF, BrainVision ``.vhdr``, EEGLAB ``.set``, Neuroscan ``.cnt`` and
+        every other format ``mne.io.read_raw`` dispatches on; a Muse CSV (``.csv``).
+
+    Returns
+    -------
+    Recording
+        Signals in volts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: no such file. Check the path.")
+    if path.stat().st_size == 0:
+        raise UserInputError(f"{path}: the file is empty. Re-copy it from its source.")
+    if path.suffix.lower() == ".csv":
+        return read_muse_csv(path)
+    return _read_mne(path)
+
+
+def _read_mne(path: Path) -> Recording:
+    import mne
+
+    from mmm_eeg.topology import montage_positions
+
+    try:
+        raw = mne.io.read_raw(path, preload=True, verbose="error")
+    except Exception as err:  # MNE raises many types for damaged or unknown files
+        raise UserInputError(
+            f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
+            "Check that the file is complete and in a format MNE reads."
+        ) from err
+    montage = raw.get_montage()
+    return Recording(
+        data=raw.get_data(),
+        sfreq=float(raw.info["sfreq"]),
+        ch_names=list(raw.ch_names),
+        ch_types=list(raw.get_channel_types()),
+        positions=montage_positions(montage) if montage is not None else {},
+        annotations=annotations_from_mne(raw.annotations),
+        meta={"path": str(path), "format": path.suffix.lower().lstrip(".")},
+    )
+
+
+def read_muse_csv(path: str | Path, sfreq: float | None = None) -> Recording:
+    """Read a Muse CSV as recorded by muse-lsl / eeg-notebooks.
+
+    Columns ``timestamps`` (Unix seconds), one per channel in µV, and ``Marker*`` columns
+    (0 = nothing). Bluetooth makes the sample times irregular, so the signals are linearly
+    interpolated onto a regular grid at ``sfreq`` (default: the Muse rate nearest the mean
+    rate measured over the whole file, 256 Hz for Muse 2016/2/S). Non-zero markers become
+    annotations named by their value, at their time.
+
+    Parameters
+    ----------
+    path : str | path-like
+        The CSV file.
+    sfreq : float | None
+        Rate of the regular grid (None: inferred as above).
+
+    Returns
+    -------
+    Recording
+        Signals in volts.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except Exception as err:  # pandas raises several types for malformed CSV
+        raise UserInputError(f"{path}: not a readable CSV file ({err}).") from err
+    if MUSE_TIME_COLUMN not in table.columns:
+        raise UserInputError(
+            f"{path}: no '{MUSE_TIME_COLUMN}' column; a Muse CSV starts with "
+            f"'timestamps,TP9,AF7,AF8,TP10,...'. Columns found: {list(table.columns)[:8]}."
+        )
+    markers = [c for c in table.columns if str(c).startswith(MUSE_MARKER_PREFIX)]
+    channels = [c for c in table.columns if c != MUSE_TIME_COLUMN and c not in markers]
+    times = table[MUSE_TIME_COLUMN].to_numpy(dtype=np.float64)
+    if len(times) < 2 or not np.all(np.isfinite(times)):
+        raise UserInputError(f"{path}: the timestamps column is too short or not numeric.")
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    if sfreq is None:
+        # Mean rate over the file: millisecond-rounded stamps make the median interval useless.
+        measured = (len(times) - 1) / (times[-1] - times[0])
+        sfreq = min(MUSE_NOMINAL_RATES, key=lambda r: abs(r - measured))
+    grid = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * sfreq)) + 1) / sfreq
+    values = table[channels].to_numpy(dtype=np.float64)[order]
+    data = np.stack([np.interp(grid, times, values[:, k]) for k in range(len(channels))]) * 1e-6
+    annotations = []
+    for column in markers:
+        marks = table[column].to_numpy()[order]
+        for i in np.flatnonzero(marks != 0):
+            annotations.append(Annotation(float(times[i] - times[0]), 0.0, f"{marks[i]:g}"))
+    return Recording(
+        data=data,
+        sfreq=float(sfreq),
+        ch_names=[str(c).strip() for c in channels],
+        annotations=sorted(annotations, key=lambda a: a.onset),
+        meta={"path": str(path), "format": "muse-csv", "start_time": float(times[0])},
+    )

@@ -1,0 +1,119 @@
+"""The Recording type: signals in volts plus everything needed to place and label them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A labelled span or event: onset and duration in seconds from the recording's start."""
+
+    onset: float
+    duration: float
+    description: str
+
+
+@dataclass
+class Recording:
+    """One continuous EEG recording.
+
+    Attributes
+    ----------
+    data : ndarray, shape (n_channels, n_samples)
+        Signals in volts (float32 or float64).
+    sfreq : float
+        Sampling rate in Hz.
+    ch_names : list of str
+        Channel names as the source spells them.
+    ch_types : list of str or None
+        MNE channel types when the source declares them.
+    positions : dict of str to ndarray
+        Electrode positions (metres, MNE head frame) keyed by upper-case channel name.
+    annotations : list of Annotation
+        Events and labelled spans.
+    meta : dict
+        Source path, format and anything else worth keeping (subject, session, trial, ...).
+    """
+
+    data: np.ndarray
+    sfreq: float
+    ch_names: list[str]
+    ch_types: list[str] | None = None
+    positions: dict[str, np.ndarray] = field(default_factory=dict)
+    annotations: list[Annotation] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data)
+        if self.data.ndim != 2:
+            raise ValueError(f"data must be (n_channels, n_samples), got shape {self.data.shape}.")
+        if self.data.dtype not in (np.float32, np.float64):
+            self.data = self.data.astype(np.float64)
+        if len(self.ch_names) != self.data.shape[0]:
+            raise ValueError(
+                f"{len(self.ch_names)} channel names for {self.data.shape[0]} channels of data."
+            )
+        if self.ch_types is not None and len(self.ch_types) != len(self.ch_names):
+            raise ValueError(f"{len(self.ch_types)} channel types for {len(self.ch_names)} names.")
+        if not self.sfreq > 0:
+            raise ValueError(f"sfreq must be positive, got {self.sfreq}.")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per channel."""
+        return self.data.shape[1]
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.sfreq
+
+    @property
+    def source(self) -> str:
+        """Where the recording came from, for messages."""
+        return str(self.meta.get("path", "<array>"))
+
+    @classmethod
+    def from_array(
+        cls,
+        data: np.ndarray,
+        sfreq: float,
+        ch_names: Sequence[str],
+        unit: float = 1.0,
+        **kwargs: Any,
+    ) -> Recording:
+        """Wrap a numpy array; ``unit`` converts to volts (1e-6 for microvolts)."""
+        return cls(np.asarray(data) * unit, float(sfreq), list(ch_names), **kwargs)
+
+    def with_data(self, data: np.ndarray, sfreq: float | None = None) -> Recording:
+        """A copy with other signals (same channels), e.g. after resampling or re-referencing."""
+        return Recording(
+            data,
+            self.sfreq if sfreq is None else sfreq,
+            list(self.ch_names),
+            None if self.ch_types is None else list(self.ch_types),
+            dict(self.positions),
+            list(self.annotations),
+            dict(self.meta),
+        )
+
+
+def annotations_from_mne(raw_annotations: Any) -> list[Annotation]:
+    """Convert ``mne.Annotations`` (onsets relative to the first sample)."""
+    return [
+        Annotation(float(a["onset"]), float(a["duration"]), str(a["description"]))
+        for a in raw_annotations
+    ]
+
+
+def natural_key(path: str | Path) -> tuple:
+    """Sort key that orders numbers numerically: ``2_x`` before ``10_x``."""
+    parts = re.split(r"(\d+)", Path(path).name)
+    return tuple(int(p) if p.isdigit() else p.lower() for p in parts)

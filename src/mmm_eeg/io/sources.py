@@ -1,0 +1,211 @@
+"""What to preprocess: input paths and manifests turned into a list of source files.
+
+Rules, applied to each input:
+
+- a manifest (a ``.csv`` with a ``path`` column): one row per file; paths are relative to the
+  manifest's folder and must stay inside it; ``subject``, ``session``, ``label`` and
+  ``dataset`` columns are used when present (dataset defaults to the manifest's folder name);
+  every other column is kept as metadata;
+- a folder with a ``manifest.csv``: that manifest;
+- a folder whose subfolders hold manifests (a collection, like ``../shared/eeg``): each
+  subfolder by these same rules;
+- any other folder: every EEG file below it; dataset = the folder's name, subject = the first
+  subfolder level, session = the second (``muse_n170/subject1/session1/x.csv``);
+- a file: itself; dataset = its folder's name, subject = its stem.
+
+Events: ``"T1=left_fist,T2=right_fist"`` maps annotation descriptions to labels for every file;
+a bare name (``"T0,T1,T2"``) takes each file's label for that annotation from the manifest
+column of the same name (empty = not labelled). A file with an events map is labelled from its
+annotations, otherwise from its ``label`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.io.recording import natural_key
+
+#: Extensions read as EEG recordings when a folder is scanned.
+EEG_EXTENSIONS = (
+    ".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".csv", ".mat", ".mff", ".eeg",
+)  # fmt: skip
+_RESERVED = ("path", "subject", "session", "label", "dataset")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to preprocess and what is known about it."""
+
+    path: Path
+    recording_id: str
+    dataset: str
+    subject: str = ""
+    session: str = ""
+    label: str | None = None
+    events: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, str]:
+        """Index metadata of this file."""
+        return {
+            "dataset": self.dataset, "subject": self.subject, "session": self.session,
+            "path": str(self.path), **self.extra,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that cannot be used, and why."""
+
+    path: str
+    reason: str
+
+
+def parse_events(spec: str | None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Split an events spec into a global map and the names to read from manifest columns."""
+    mapping, columns = {}, []
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" in item:
+            key, _, value = item.partition("=")
+            if not key.strip() or not value.strip():
+                raise UserInputError(f"--events item {item!r} must look like NAME=LABEL.")
+            mapping[key.strip()] = value.strip()
+        else:
+            columns.append(item)
+    return mapping, tuple(columns)
+
+
+def discover_sources(
+    inputs: Sequence[str | Path], events: str | None = None
+) -> tuple[list[SourceFile], list[Skipped]]:
+    """Expand input paths into source files (deduplicated) and inputs that were skipped."""
+    mapping, columns = parse_events(events)
+    sources: list[SourceFile] = []
+    skipped: list[Skipped] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise UserInputError(f"{path}: no such file or folder. Check the path.")
+        if path.is_file() and _is_manifest(path):
+            found, bad = read_manifest(path, mapping, columns)
+        elif path.is_dir():
+            found, bad = _expand_folder(path, mapping, columns)
+        else:
+            found, bad = [_plain_source(path, path.parent, path.parent.name, mapping)], []
+        sources += found
+        skipped += bad
+    unique = {s.recording_id: s for s in sources}
+    return list(unique.values()), skipped
+
+
+def _is_manifest(path: Path) -> bool:
+    if path.suffix.lower() != ".csv":
+        return False
+    with path.open(newline="", errors="replace") as f:
+        header = f.readline()
+    return "path" in [h.strip().lower() for h in header.split(",")]
+
+
+def _expand_folder(
+    folder: Path, mapping: dict[str, str], columns: tuple[str, ...]
+) -> tuple[list[SourceFile], list[Skipped]]:
+    if (folder / "manifest.csv").is_file():
+        return read_manifest(folder / "manifest.csv", mapping, columns)
+    subfolders = sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_key)
+    if any((s / "manifest.csv").is_file() for s in subfolders):
+        sources: list[SourceFile] = []
+        skipped: list[Skipped] = []
+        for sub in subfolders:
+            found, bad = _expand_folder(sub, mapping, columns)
+            sources += found
+            skipped += bad
+        return sources, skipped
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EEG_EXTENSIONS),
+        key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts],
+    )
+    return [_plain_source(p, folder, folder.name, mapping) for p in files], []
+
+
+def _plain_source(path: Path, root: Path, dataset: str, mapping: dict[str, str]) -> SourceFile:
+    parts = path.relative_to(root).parts[:-1]
+    return SourceFile(
+        path=path,
+        recording_id=f"{dataset}/{path.relative_to(root).as_posix()}",
+        dataset=dataset,
+        subject=parts[0] if parts else path.stem,
+        session=parts[1] if len(parts) > 1 else "",
+        events=dict(mapping),
+    )
+
+
+def read_manifest(
+    manifest: str | Path,
+    mapping: dict[str, str] | None = None,
+    columns: tuple[str, ...] = (),
+) -> tuple[list[SourceFile], list[Skipped]]:
+    """Read a manifest CSV; rows with a missing file or a path outside its folder are skipped.
+
+    Parameters
+    ----------
+    manifest : str | path-like
+        CSV with at least a ``path`` column.
+    mapping : dict | None
+        Global annotation -> label map.
+    columns : tuple of str
+        Annotation names whose labels come from the manifest column of that name (a manifest
+        without such a column labels nothing from it).
+
+    Returns
+    -------
+    sources : list of SourceFile
+        Usable rows.
+    skipped : list of Skipped
+        Rows that cannot be used, with the row number and the reason.
+    """
+    import pandas as pd
+
+    manifest = Path(manifest)
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    except Exception as err:  # pandas raises several types for malformed CSV
+        raise UserInputError(f"{manifest}: not a readable CSV manifest ({err}).") from err
+    if "path" not in table.columns:
+        raise UserInputError(
+            f"{manifest}: no 'path' column; a manifest needs one (relative to its folder), "
+            f"optionally with subject, session, label. Columns found: {list(table.columns)}."
+        )
+    root = manifest.parent.resolve()
+    dataset_default = manifest.parent.name
+    sources, skipped = [], []
+    for row_number, row in enumerate(table.to_dict("records"), start=2):
+        where = f"{manifest}, row {row_number}"
+        target = (root / row["path"]).resolve()
+        if not target.is_relative_to(root):
+            skipped.append(Skipped(where, f"path {row['path']!r} leaves the manifest's folder"))
+            continue
+        if not target.is_file():
+            skipped.append(Skipped(where, f"file {row['path']!r} not found"))
+            continue
+        events = dict(mapping or {})
+        events.update({c: row[c] for c in columns if row.get(c, "")})
+        dataset = row.get("dataset") or dataset_default
+        sources.append(
+            SourceFile(
+                path=target,
+                recording_id=f"{dataset}/{Path(row['path']).as_posix()}",
+                dataset=dataset,
+                subject=row.get("subject", "") or target.stem,
+                session=row.get("session", ""),
+                label=None if events else (row.get("label") or None),
+                events=events,
+                extra={k: v for k, v in row.items() if k not in _RESERVED and k not in columns},
+            )
+        )
+    return sources, skipped

@@ -1,0 +1,312 @@
+"""One recording in, its windows out: DE on the unified topology, quality checks, labels.
+
+Pure computation on numpy arrays (no files written here; :mod:`mmm_eeg.corpus` stores the
+result). Steps for a :class:`~mmm_eeg.io.Recording`:
+
+1. map its channels onto the topology (unknown names are dropped and reported);
+2. optionally resample, mark channels that are bad for the whole recording absent (non-finite,
+   flat or beyond the amplitude limit in more than half of their windows), re-reference to the
+   average of the good mapped channels if asked;
+3. drop windows where a present channel is non-finite, flat or beyond the amplitude limit;
+4. label windows: from one label per recording, or from annotation spans through an events map
+   (a window must lie inside spans of one label; straddling two labels or leaving the spans
+   drops it);
+5. DE per window, channel and band; optional LDS smoothing within runs of one label.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.features import DEFAULT_BANDS, differential_entropy, lds_smooth, window_starts
+from mmm_eeg.io.recording import Annotation, Recording
+from mmm_eeg.io.seed import FeatureTrial
+from mmm_eeg.topology import UnifiedTopology
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How recordings become windows; stored with the corpus.
+
+    Parameters
+    ----------
+    window, step : float, float | None
+        Window length and hop in seconds (step None: no overlap).
+    method : {"fft", "filter"}
+        DE definition (see :mod:`mmm_eeg.features`).
+    bands : tuple of (name, low, high)
+        Frequency bands in Hz.
+    resample : float | None
+        Resample every recording to this rate first.
+    reference : {"none", "average"}
+        Re-reference to the average of the good mapped channels.
+    max_amplitude_uv : float | None
+        Drop windows where a present channel exceeds this absolute amplitude (µV).
+    flat_uv : float
+        A channel whose peak-to-peak in a window is below this (µV) is flat there.
+    bad_channel_fraction : float
+        A channel bad in more than this fraction of windows is absent for the whole recording.
+    lds : bool
+        LDS smoothing of DE within runs of one label (see :func:`mmm_eeg.features.lds_smooth`).
+    tolerance_mm : float
+        Position-matching tolerance of the channel mapping.
+    """
+
+    window: float = 1.0
+    step: float | None = None
+    method: Literal["fft", "filter"] = "fft"
+    bands: tuple[tuple[str, float, float], ...] = DEFAULT_BANDS
+    resample: float | None = None
+    reference: Literal["none", "average"] = "none"
+    max_amplitude_uv: float | None = None
+    flat_uv: float = 0.1
+    bad_channel_fraction: float = 0.5
+    lds: bool = False
+    tolerance_mm: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("none", "average"):
+            raise ValueError(f"reference must be 'none' or 'average', got {self.reference!r}.")
+        if self.method not in ("fft", "filter"):
+            raise ValueError(f"method must be 'fft' or 'filter', got {self.method!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["bands"] = [list(b) for b in self.bands]
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PreprocessConfig:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(values)
+        values["bands"] = tuple(tuple(b) for b in values["bands"])
+        return cls(**values)
+
+
+@dataclass
+class WindowSet:
+    """The kept windows of one recording (or trial), ready for the corpus.
+
+    Attributes
+    ----------
+    features : ndarray, shape (n_windows, n_nodes, n_bands), float32
+        DE on the topology; absent nodes are zero.
+    present : ndarray of bool, shape (n_windows, n_nodes)
+        Nodes fed by a good channel.
+    start_s : ndarray, shape (n_windows,)
+        Window starts in seconds from the recording's start.
+    labels : list of str or None
+        Label of each window (None when the recording has no labels).
+    dropped : dict of str to int
+        Windows dropped, by reason.
+    absent_channels : dict of str to str
+        Mapped channels left out for the whole recording, with the reason.
+    """
+
+    features: np.ndarray
+    present: np.ndarray
+    start_s: np.ndarray
+    labels: list[str | None]
+    dropped: dict[str, int] = field(default_factory=dict)
+    absent_channels: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def extract_windows(
+    recording: Recording,
+    topology: UnifiedTopology,
+    config: PreprocessConfig | None = None,
+    label: str | None = None,
+    events: Mapping[str, str] | None = None,
+) -> WindowSet:
+    """DE windows of one recording on the topology, with quality checks and labels.
+
+    Parameters
+    ----------
+    recording : Recording
+        Signals in volts.
+    topology : UnifiedTopology
+        The unified topology.
+    config : PreprocessConfig | None
+        Preprocessing options (None: defaults).
+    label : str | None
+        One label for every window (from a manifest).
+    events : mapping of str to str | None
+        Annotation description -> label; windows get labels from annotation spans.
+
+    Returns
+    -------
+    WindowSet
+        Kept windows; ``dropped`` counts the others by reason.
+    """
+    config = config or PreprocessConfig()
+    if label is not None and events:
+        raise ValueError("Give either one label per recording or an events map, not both.")
+    mapping = topology.map_channels(
+        recording.ch_names,
+        recording.positions or None,
+        types=recording.ch_types,
+        tolerance_mm=config.tolerance_mm,
+        on_unknown="drop",
+    )
+    nodes = np.flatnonzero(mapping.present)
+    data = recording.data[mapping.source[nodes]]
+    sfreq = recording.sfreq
+    if config.resample is not None and config.resample != sfreq:
+        data, sfreq = _resample(data, sfreq, config.resample), float(config.resample)
+    starts = window_starts(data.shape[1], sfreq, config.window, config.step)
+    if len(starts) == 0:
+        raise UserInputError(
+            f"{recording.source}: {recording.duration:.2f} s is shorter than one "
+            f"{config.window:g} s window; nothing to extract."
+        )
+    length = round(config.window * sfreq)
+    bad, reasons = _window_quality(data, starts, length, config)
+    channel_bad = bad.mean(axis=1) > config.bad_channel_fraction
+    absent_channels = {
+        recording.ch_names[mapping.source[nodes[c]]]: _majority_reason(reasons[c])
+        for c in np.flatnonzero(channel_bad)
+    }
+    if channel_bad.all():
+        raise UserInputError(
+            f"{recording.source}: every mapped channel is bad for most of the recording "
+            f"({', '.join(f'{k}: {v}' for k, v in list(absent_channels.items())[:4])}). "
+            "Check the file's units and content."
+        )
+    good = ~channel_bad
+    if config.reference == "average":
+        data = data - np.nanmean(np.where(good[:, None], data, np.nan), axis=0, keepdims=True)
+    window_bad = bad[good].any(axis=0)
+    dropped = Counter(_first_reason(reasons[good], w) for w in np.flatnonzero(window_bad))
+
+    start_s = starts / sfreq
+    labels, label_ok, label_reason = window_labels(
+        start_s, config.window, label, recording.annotations, events
+    )
+    for w in np.flatnonzero(~label_ok & ~window_bad):
+        dropped[label_reason[w]] += 1
+    keep = ~window_bad & label_ok
+
+    clean = np.where(np.isfinite(data), data, 0.0)  # dropped windows only; keeps filters finite
+    de = differential_entropy(
+        clean, sfreq, config.bands, config.window, config.step, config.method
+    )[keep]
+    kept_labels = [labels[w] for w in np.flatnonzero(keep)]
+    if config.lds and len(de):
+        de = lds_smooth(de, _runs(kept_labels, start_s[keep], config))
+    features = np.zeros((len(de), topology.n_nodes, len(config.bands)), dtype=np.float32)
+    features[:, nodes[good]] = de[:, good]
+    present = np.zeros((len(de), topology.n_nodes), dtype=bool)
+    present[:, nodes[good]] = True
+    return WindowSet(features, present, start_s[keep], kept_labels, dict(dropped), absent_channels)
+
+
+def feature_windows(trial: FeatureTrial, topology: UnifiedTopology, lds: bool = False) -> WindowSet:
+    """Ready-made DE features (SEED's ExtractedFeatures) as a :class:`WindowSet`."""
+    mapping = topology.map_channels(trial.ch_names, on_unknown="drop")
+    features = mapping.to_nodes(trial.features, axis=1).astype(np.float32)
+    if lds:
+        features = lds_smooth(features).astype(np.float32)
+    present = np.broadcast_to(mapping.present, features.shape[:2]).copy()
+    start_s = np.arange(len(features)) * trial.window
+    return WindowSet(features, present, start_s, [str(trial.label)] * len(features))
+
+
+def window_labels(
+    start_s: np.ndarray,
+    window: float,
+    label: str | None = None,
+    annotations: Sequence[Annotation] = (),
+    events: Mapping[str, str] | None = None,
+) -> tuple[list[str | None], np.ndarray, list[str]]:
+    """Label of each window, whether it can be kept, and why not.
+
+    With ``events``, a window is labelled when spans of one label cover it entirely; it is
+    dropped when spans of two labels overlap it (``"straddles labels"``) or when it is not
+    entirely inside labelled spans (``"outside labelled spans"``). Without ``events`` every
+    window gets ``label`` (possibly None).
+    """
+    n = len(start_s)
+    if not events:
+        return [label] * n, np.ones(n, dtype=bool), [""] * n
+    coverage: dict[str, np.ndarray] = {}
+    ends = start_s + window
+    for a in annotations:
+        if a.description not in events or a.duration <= 0:
+            continue
+        name = events[a.description]
+        overlap = np.clip(
+            np.minimum(ends, a.onset + a.duration) - np.maximum(start_s, a.onset), 0, None
+        )
+        coverage[name] = coverage.get(name, np.zeros(n)) + overlap
+    labels: list[str | None] = [None] * n
+    ok = np.zeros(n, dtype=bool)
+    reasons = ["outside labelled spans"] * n
+    tolerance = 1e-6 * max(window, 1.0)
+    for w in range(n):
+        touching = [k for k, c in coverage.items() if c[w] > tolerance]
+        if len(touching) > 1:
+            reasons[w] = "straddles labels"
+        elif touching and coverage[touching[0]][w] >= window - tolerance:
+            labels[w], ok[w], reasons[w] = touching[0], True, ""
+    return labels, ok, reasons
+
+
+def _window_quality(
+    data: np.ndarray, starts: np.ndarray, length: int, config: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(channels, windows) bad flags and reason codes: 0 ok, 1 non-finite, 2 flat, 3 amplitude."""
+    views = sliding_window_view(data, length, axis=1)[:, starts]
+    finite = np.isfinite(views).all(axis=-1)
+    with np.errstate(invalid="ignore"):
+        ptp = np.nanmax(np.where(np.isfinite(views), views, np.nan), axis=-1) - np.nanmin(
+            np.where(np.isfinite(views), views, np.nan), axis=-1
+        )
+        peak = np.nanmax(np.abs(np.where(np.isfinite(views), views, np.nan)), axis=-1)
+    reasons = np.zeros(finite.shape, dtype=np.int8)
+    if config.max_amplitude_uv is not None:
+        reasons[peak > config.max_amplitude_uv * 1e-6] = 3
+    reasons[~(ptp >= config.flat_uv * 1e-6)] = 2
+    reasons[~finite] = 1
+    return reasons > 0, reasons
+
+
+_REASONS = {1: "non-finite samples", 2: "flat signal", 3: "amplitude above limit"}
+
+
+def _first_reason(reasons: np.ndarray, window: int) -> str:
+    codes = reasons[:, window]
+    return _REASONS[int(codes[codes > 0].min())]
+
+
+def _majority_reason(codes: np.ndarray) -> str:
+    values, counts = np.unique(codes[codes > 0], return_counts=True)
+    return f"{_REASONS[int(values[np.argmax(counts)])]} in most windows"
+
+
+def _runs(labels: list[str | None], start_s: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Segment ids for LDS: a new run at every label change or gap between kept windows."""
+    hop = config.step or config.window
+    ids = np.zeros(len(labels), dtype=np.int64)
+    for i in range(1, len(labels)):
+        gap = start_s[i] - start_s[i - 1] > hop * 1.5
+        ids[i] = ids[i - 1] + (labels[i] != labels[i - 1] or gap)
+    return ids
+
+
+def _resample(data: np.ndarray, sfreq: float, target: float) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target / sfreq).limit_denominator(1000)
+    return resample_poly(data, ratio.numerator, ratio.denominator, axis=1)
