@@ -82,7 +82,7 @@ def test_rerun_is_a_no_op(shared_corpus, eeg_data):
 def test_normalisation_on_read(shared_corpus):
     corpus, _, _ = shared_corpus
     rows = np.flatnonzero(corpus.index.recording.to_numpy() == "eegmat/Subject03_1.edf")
-    x, present, _ = corpus._read_normalized(rows, *corpus.normalization("recording"))
+    x, present = corpus.read(rows, "recording")
     values = x[present]
     np.testing.assert_allclose(values.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(values.std(0), 1, atol=1e-4)

@@ -334,6 +334,7 @@ class Corpus:
         self.present = CommittedArray(present, n)
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.meta["n_windows"]
@@ -370,31 +371,48 @@ class Corpus:
             self._recordings = self._read_parts("recording_parts")
         return self._recordings
 
-    def normalization(self, mode: Normalize = "recording") -> tuple[np.ndarray, np.ndarray]:
-        """Per-window band mean and std, each (n_windows, n_bands), for the given mode.
+    def normalization(
+        self, mode: Normalize = "recording", rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Band mean and std for some windows, each (len(rows), n_bands).
 
         ``"recording"``: each recording's own statistics; ``"subject"``: pooled over the
-        subject's recordings (weighted by their windows); ``"none"``: 0 and 1.
+        subject's recordings (weighted by their windows); ``"none"``: 0 and 1. Statistics are
+        kept per recording, so memory does not grow with the number of windows.
         """
-        n, b = len(self), len(self.bands)
-        if mode == "none":
-            return np.zeros((n, b)), np.ones((n, b))
-        if mode not in ("recording", "subject"):
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        mean, std = self._recording_stats(mode)
+        recording = np.searchsorted(self._offsets, rows, side="right") - 1
+        return mean[recording], std[recording]
+
+    def _recording_stats(self, mode: Normalize) -> tuple[np.ndarray, np.ndarray]:
+        if mode not in ("recording", "subject", "none"):
             raise ValueError(f"normalize must be 'recording', 'subject' or 'none', got {mode!r}.")
+        if mode in self._stats:
+            return self._stats[mode]
         rec = self.recordings
+        b = len(self.bands)
+        if mode == "none":
+            self._stats[mode] = (np.zeros((len(rec), b)), np.ones((len(rec), b)))
+            return self._stats[mode]
         mean = rec[[f"mean_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
         std = rec[[f"std_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
         if mode == "subject":
             weight = rec["n_windows"].to_numpy(dtype=np.float64)[:, None]
-            for _, rows in rec.groupby("subject").indices.items():
-                w = weight[rows]
-                pooled = (w * mean[rows]).sum(0) / np.maximum(w.sum(), 1)
-                second = (w * (std[rows] ** 2 + mean[rows] ** 2)).sum(0) / np.maximum(w.sum(), 1)
-                mean[rows], std[rows] = pooled, np.sqrt(np.maximum(second - pooled**2, 0))
+            for _, members in rec.groupby("subject").indices.items():
+                w = weight[members]
+                total = np.maximum(w.sum(), 1)
+                pooled = np.nansum(w * mean[members], 0) / total
+                second = np.nansum(w * (std[members] ** 2 + mean[members] ** 2), 0) / total
+                mean[members], std[members] = pooled, np.sqrt(np.maximum(second - pooled**2, 0))
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
-        counts = rec["n_windows"].to_numpy()
-        return np.repeat(mean, counts, axis=0), np.repeat(std, counts, axis=0)
+        self._stats[mode] = (mean, std)
+        return mean, std
+
+    @property
+    def _offsets(self) -> np.ndarray:
+        return self.recordings["offset"].to_numpy() if len(self.recordings) else np.zeros(1, int)
 
     def select(
         self,
@@ -431,48 +449,64 @@ class Corpus:
         seed: int = 0,
         pool_chunks: int = 8,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Batches (features, present, window indices), normalised, in bounded memory.
+        """Batches ``(features, present, window indices)``, normalised, in bounded memory.
 
         Shuffling is two-level, as for any chunked store: chunks in random order, ``pool_chunks``
-        of them read at once, their selected windows shuffled together, then cut into batches.
-        Memory stays at about ``pool_chunks`` chunks whatever the corpus size.
+        of them decoded at once (each exactly once), their selected windows shuffled together
+        and cut into batches. Memory stays at about ``pool_chunks`` chunks whatever the corpus
+        size; without ``shuffle`` the windows come in corpus order.
         """
         rng = np.random.default_rng(seed)
-        wanted = np.arange(len(self)) if indices is None else np.sort(np.asarray(indices))
-        chunk = self.features._array.chunks[0]
-        groups = (
-            np.split(wanted, np.flatnonzero(np.diff(wanted // chunk)) + 1) if len(wanted) else []
-        )
-        order = rng.permutation(len(groups)) if shuffle else np.arange(len(groups))
-        mean, std = self._normalization_cache(normalize)
-        carry: list[np.ndarray] = []
-        for start in range(0, len(order), pool_chunks):
-            picked = np.concatenate([groups[g] for g in order[start : start + pool_chunks]])
-            pool = np.concatenate([*carry, picked]) if carry else picked
-            if shuffle:
-                pool = pool[rng.permutation(len(pool))]
-            cut = len(pool) - len(pool) % batch_size
+        n, chunk = len(self), self.features._array.chunks[0]
+        if indices is None:
+            chunk_ids = np.arange(-(-n // chunk))
+            members: dict[int, np.ndarray] | None = None
+        else:
+            wanted = np.unique(np.asarray(indices, dtype=np.int64))
+            if len(wanted) and (wanted[0] < 0 or wanted[-1] >= n):
+                raise IndexError(f"window index out of range for a corpus of {n} windows")
+            chunk_ids, first = np.unique(wanted // chunk, return_index=True)
+            members = dict(zip(chunk_ids.tolist(), np.split(wanted, first[1:]), strict=True))
+        order = rng.permutation(chunk_ids) if shuffle else chunk_ids
+        carry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        for p in range(0, len(order), pool_chunks):
+            parts = [] if carry is None else [carry]
+            for c in np.sort(order[p : p + pool_chunks]):
+                c0, c1 = int(c) * chunk, min((int(c) + 1) * chunk, n)
+                rows = np.arange(c0, c1) if members is None else members[int(c)]
+                x = self.features._array[c0:c1][rows - c0]
+                present = self.present._array[c0:c1][rows - c0]
+                parts.append((self._normalize(x, present, rows, normalize), present, rows))
+            x, present, rows = (np.concatenate(k) for k in zip(*parts, strict=True))
+            parts.clear()
+            perm = rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
+            cut = len(rows) - len(rows) % batch_size
             for b in range(0, cut, batch_size):
-                yield self._read_normalized(np.sort(pool[b : b + batch_size]), mean, std)
-            carry = [pool[cut:]] if cut < len(pool) else []
-        if carry and len(carry[0]):
-            yield self._read_normalized(np.sort(carry[0]), mean, std)
+                pick = perm[b : b + batch_size]
+                yield x[pick], present[pick], rows[pick]
+            rest = perm[cut:]
+            carry = (x[rest], present[rest], rows[rest]) if len(rest) else None
+        if carry is not None:
+            yield carry
 
-    def _normalization_cache(self, mode: Normalize) -> tuple[np.ndarray, np.ndarray]:
-        if not hasattr(self, "_norm"):
-            self._norm: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if mode not in self._norm:
-            self._norm[mode] = self.normalization(mode)
-        return self._norm[mode]
+    def _normalize(
+        self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalize
+    ) -> np.ndarray:
+        """Features of ``rows`` normalised per band, float32; absent nodes stay 0."""
+        mean, std = self.normalization(mode, rows)
+        out = x.astype(np.float32)
+        out -= mean[:, None, :].astype(np.float32)
+        out /= std[:, None, :].astype(np.float32)
+        out[~present] = 0.0
+        return out
 
-    def _read_normalized(
-        self, rows: np.ndarray, mean: np.ndarray, std: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x = self.features[rows].astype(np.float32)
+    def read(
+        self, rows: np.ndarray, normalize: Normalize = "recording"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised features and present masks of some windows (random access)."""
+        rows = np.asarray(rows)
         present = self.present[rows]
-        x = (x - mean[rows, None, :]) / std[rows, None, :]
-        x[~present] = 0.0
-        return x.astype(np.float32), present, rows
+        return self._normalize(self.features[rows], present, rows, normalize), present
 
     def summary(self) -> dict[str, Any]:
         """Windows, hours, recordings and subjects per dataset, and labels."""
@@ -506,7 +540,8 @@ class CorpusDataset:
     """``torch`` Dataset view of a corpus: items ``(x, present, label)``.
 
     ``x`` is (n_nodes, n_bands) float32, normalised per band and zero at absent nodes;
-    ``label`` is ``label_map[label]`` or -1 for unlabelled windows.
+    ``label`` is ``label_map[label]`` or -1 for unlabelled windows. Each item is a random
+    access (one chunk decoded); to stream a large corpus use :meth:`Corpus.iter_batches`.
     """
 
     def __init__(
@@ -516,13 +551,12 @@ class CorpusDataset:
         normalize: Normalize = "recording",
         label_map: Mapping[str, int] | None = None,
     ) -> None:
-        self.corpus = corpus
+        self.corpus, self.normalize = corpus, normalize
         self.indices = np.arange(len(corpus)) if indices is None else np.asarray(indices)
-        self.mean, self.std = corpus.normalization(normalize)
-        labels = corpus.index["label"].to_numpy()
+        labels = corpus.index["label"].to_numpy()[self.indices]
+        known = [str(v) for v in labels if v is not None and v == v]
         if label_map is None:
-            names = sorted({str(v) for v in labels[self.indices] if v is not None and v == v})
-            label_map = {name: i for i, name in enumerate(names)}
+            label_map = {name: i for i, name in enumerate(sorted(set(known)))}
         self.label_map = dict(label_map)
         self.targets = np.array(
             [self.label_map.get(str(v), -1) if v is not None and v == v else -1 for v in labels],
@@ -535,6 +569,5 @@ class CorpusDataset:
     def __getitem__(self, i: int):
         import torch
 
-        row = int(self.indices[i])
-        x, present, _ = self.corpus._read_normalized(np.array([row]), self.mean, self.std)
-        return torch.from_numpy(x[0]), torch.from_numpy(present[0]), int(self.targets[row])
+        x, present = self.corpus.read(self.indices[i : i + 1], self.normalize)
+        return torch.from_numpy(x[0]), torch.from_numpy(present[0]), int(self.targets[i])

@@ -1,0 +1,130 @@
+"""Corpus throughput: write, then shuffled batches of 512, on millions of synthetic windows.
+
+Synthetic windows look like DE features on the 62-node topology (per-band levels plus noise,
+float32; present masks of 19, 59 or 4 nodes, as the three real montages). Two corpora, a large
+one and one a tenth of its size, are written with :class:`CorpusWriter` and read with
+:meth:`Corpus.iter_batches` (one process): write and read rates, peak allocations while reading
+(tracemalloc; flat in corpus size is the goal), and bytes on disk per window.
+
+    .venv/bin/python bench/corpus.py                 # 5 M windows, about 2-3 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import update_benchmarks_md  # noqa: E402
+from mmm_eeg.corpus import Corpus, CorpusWriter  # noqa: E402
+from mmm_eeg.preprocess import PreprocessConfig, WindowSet  # noqa: E402
+from mmm_eeg.topology import UnifiedTopology  # noqa: E402
+
+LEVELS = np.array([-10.7, -11.1, -10.6, -11.0, -12.2], dtype=np.float32)
+
+
+def synthetic_windows(n: int, montage: int, rng: np.random.Generator) -> WindowSet:
+    topo = UnifiedTopology.default()
+    nodes = {0: 19, 1: 59, 2: 4}[montage % 3]
+    present_nodes = rng.choice(topo.n_nodes, nodes, replace=False)
+    present = np.zeros((n, topo.n_nodes), dtype=bool)
+    present[:, present_nodes] = True
+    features = np.zeros((n, topo.n_nodes, 5), dtype=np.float32)
+    noise = rng.standard_normal((n, nodes, 5), dtype=np.float32) * 0.4
+    features[:, present_nodes] = LEVELS + noise
+    return WindowSet(features, present, np.arange(n, dtype=np.float64), [None] * n)
+
+
+def write(path: Path, windows: int, per_recording: int) -> dict:
+    rng = np.random.default_rng(0)
+    topo = UnifiedTopology.default()
+    t = time.perf_counter()
+    with CorpusWriter(path, topo, PreprocessConfig()) as writer:
+        for r in range(windows // per_recording):
+            writer.add(f"synthetic/{r:06d}", {"dataset": "synthetic", "subject": str(r % 97)},
+                       synthetic_windows(per_recording, r, rng))  # fmt: skip
+    seconds = time.perf_counter() - t
+    data_bytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return {"windows": windows, "write_s": seconds, "write_windows_per_s": windows / seconds,
+            "bytes_on_disk": data_bytes, "bytes_per_window": data_bytes / windows}  # fmt: skip
+
+
+def read(path: Path, max_windows: int, batch_size: int = 512) -> dict:
+    corpus = Corpus(path)
+    n_recordings = len(corpus.recordings)  # loading the table is opening, not reading
+    tracemalloc.start()
+    t = time.perf_counter()
+    seen = 0
+    for x, _, _ in corpus.iter_batches(batch_size, shuffle=True, seed=1):
+        seen += len(x)
+        if seen >= max_windows:
+            break
+    seconds = time.perf_counter() - t
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"recordings": n_recordings, "read_windows": seen, "read_s": seconds,
+            "read_windows_per_s": seen / seconds, "read_peak_mb": peak / 2**20}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=5_000_000)
+    parser.add_argument("--per-recording", type=int, default=10_000)
+    parser.add_argument("--read-windows", type=int, default=2_000_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "corpus.json")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+        for windows in (args.windows // 10, args.windows):
+            path = Path(tmp) / f"corpus_{windows}"
+            row = write(path, windows, args.per_recording)
+            row.update(read(path, min(args.read_windows, windows)))
+            rows.append(row)
+            shutil.rmtree(path)
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "command": "python bench/corpus.py " + " ".join(sys.argv[1:]),
+        "batch_size": 512,
+        "corpora": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    print(table)
+    if not args.no_docs:
+        update_benchmarks_md("corpus", table)
+
+
+def markdown(r: dict) -> str:
+    lines = [
+        f"Measured {r['date']} with `{r['command'].strip()}`: synthetic DE windows (62 nodes x 5 "
+        "bands, float32, zarr v3 default codec), one process; reads are shuffled batches of "
+        f"{r['batch_size']} (chunk order shuffled, 8 chunks of 8192 windows pooled and shuffled).",
+        "",
+        "| corpus windows | write (windows/s) | read (windows/s) | windows read "
+        "| peak allocated while reading (MB) | bytes on disk per window |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in r["corpora"]:
+        lines.append(
+            f"| {c['windows']:,} | {c['write_windows_per_s']:,.0f} "
+            f"| {c['read_windows_per_s']:,.0f} "
+            f"| {c['read_windows']:,} | {c['read_peak_mb']:.0f} | {c['bytes_per_window']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
