@@ -328,6 +328,169 @@ def corpus_info(
     console.print(table)
 
 
+@app.command()
+@_user_errors
+def pretrain(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder from `mmm-eeg preprocess`.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file with any of these options.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Model width (16 in the paper, 64 released).")
+    ] = None,
+    depth: Annotated[int | None, typer.Option()] = None,
+    decoder_depth: Annotated[int | None, typer.Option()] = None,
+    init: Annotated[
+        str | None, typer.Option(help="physiopro.pt, a model dir or a run dir.")
+    ] = None,
+    select: Annotated[
+        str | None, typer.Option(help='e.g. "dataset in [eegmat, muse_n170]".')
+    ] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
+    devices: Annotated[int | None, typer.Option(help="Devices per node.")] = None,
+    num_nodes: Annotated[int | None, typer.Option()] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, ddp, ...")] = None,
+    precision: Annotated[str | None, typer.Option(help="32 or bf16-mixed.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints/last.ckpt.")] = False,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Pretrain the MMM autoencoder on a corpus (Lightning: CPU, GPU, DDP)."""
+    overrides = dict(locals())  # first statement: the options as given
+    for key in ("corpus", "out", "config", "resume"):
+        overrides.pop(key)
+    from mmm_eeg.train.config import PretrainConfig, resolve_config
+    from mmm_eeg.train.pretrain import pretrain as run
+    from mmm_eeg.train.pretrain import training_summary
+
+    resolved = resolve_config(PretrainConfig, config, overrides)
+    run_dir = run(corpus, out, resolved, resume=resume)
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # DDP: one report, from rank 0
+        return
+    summary = training_summary(run_dir)
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    console.print(
+        f"Run {run_dir}: final train loss {fmt(summary['final_train_loss'])}, best held-out "
+        f"loss {fmt(summary['best_val_loss'])} (predicting the band mean: "
+        f"{fmt(summary['val_baseline'])}). Encoder: {run_dir / 'encoder'}; plots: "
+        f"{run_dir / 'plots'}. Next: mmm-eeg finetune {corpus} --init {run_dir} --out results",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
+def finetune(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder with labelled windows.")],
+    out: Annotated[Path, typer.Option("--out", help="Results directory.")],
+    init: Annotated[
+        str, typer.Option(help="scratch, a run dir, a model dir or physiopro.pt.")
+    ] = "scratch",
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file with any of these options.")
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="loso, subject-kfold, holdout, seed, seed-iv, time-split.")
+    ] = None,
+    test_subjects: Annotated[
+        str | None, typer.Option(help="Comma-separated, for holdout (or a subset for loso).")
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="Folds for subject-kfold.")] = None,
+    freeze_encoder: Annotated[
+        bool | None, typer.Option("--freeze-encoder/--train-encoder", help="Linear probe.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    class_weights: Annotated[str | None, typer.Option(help="balanced")] = None,
+    select: Annotated[str | None, typer.Option(help='e.g. "dataset == eegmat".')] = None,
+    dim: Annotated[int | None, typer.Option(help="Width of a scratch encoder.")] = None,
+    depth: Annotated[int | None, typer.Option(help="Depth of a scratch encoder.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Fine-tune (or linear-probe) a classifier under an evaluation protocol."""
+    overrides = dict(locals())  # first statement: the options as given
+    for key in ("corpus", "out", "config"):
+        overrides.pop(key)
+    from mmm_eeg.train.config import FinetuneConfig, resolve_config
+    from mmm_eeg.train.finetune import finetune as run
+
+    if test_subjects is not None:
+        overrides["test_subjects"] = [s.strip() for s in test_subjects.split(",") if s.strip()]
+    summary = run(corpus, out, resolve_config(FinetuneConfig, config, overrides))
+    b = summary["balanced_accuracy"]
+    console.print(
+        f"{len(summary['folds'])} fold(s); balanced accuracy {b['mean']:.3f} ± {b['std']:.3f}. "
+        f"Table: {out / 'summary.md'}; plots: {out / 'plots'}",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A classifier directory (RES/folds/NAME/model).")],
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
+    select: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score a saved classifier on a corpus."""
+    from mmm_eeg.train.finetune import evaluate as run
+
+    result = run(model, corpus, select)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    console.print(
+        f"{result['n_windows']} windows: accuracy {result['accuracy']:.3f}, balanced accuracy "
+        f"{result['balanced_accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
+def embed(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Output .parquet file.")],
+    init: Annotated[str, typer.Option(help="A run dir, model dir or physiopro.pt.")] = "scratch",
+    pool: Annotated[str, typer.Option(help="none (18 x dim per window) or mean.")] = "none",
+    select: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Export the unified representation of every window, with the index columns."""
+    from mmm_eeg.train.finetune import embed as run
+
+    n = run(corpus, init, out, select, pool)
+    console.print(f"Wrote {n} embeddings to {out}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def reproduce(
+    dataset: Annotated[str, typer.Argument(help="seed or seed-iv")],
+    data: Annotated[Path, typer.Option("--data", help="The official dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("reproduce"),
+    pretrained: Annotated[
+        str | None, typer.Option(help="Encoder for the 'pretrained' row.")
+    ] = None,
+    epochs: Annotated[int, typer.Option()] = 30,
+) -> None:
+    """Run the paper's SEED / SEED-IV protocol and print our numbers beside the paper's."""
+    from mmm_eeg.train.config import FinetuneConfig
+    from mmm_eeg.train.reproduce import reproduce as run
+
+    result = run(dataset, data, out, FinetuneConfig(epochs=epochs), pretrained)
+    console.print(result["markdown"], highlight=False)
+
+
 def _channels_of(source: str) -> tuple[list[str], list[str] | None, dict]:
     """Channel names, types and positions from a file path or a comma-separated list."""
     from mmm_eeg.io import read_channel_info

@@ -1,0 +1,1 @@
+"""Training: pretraining, fine-tuning and evaluation protocols on PyTorch Lightning."""

@@ -1,0 +1,341 @@
+"""Fine-tuning and evaluation: protocols, validation-based model selection, one test per fold.
+
+``RES/`` receives ``config.yaml``, ``summary.json`` (mean ± std over folds and per-fold metrics
+with the exact split), ``summary.md``, ``folds/<name>/`` (metrics.json, the selected classifier
+in our format, training metrics CSV) and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmm_eeg.atomic import atomic_path
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.model import MMMClassifier
+from mmm_eeg.train.config import FinetuneConfig, write_config
+from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
+from mmm_eeg.train.init import load_encoder
+from mmm_eeg.train.metrics import classification_metrics
+from mmm_eeg.train.pretrain import _lightning, param_groups, warmup_cosine
+from mmm_eeg.train.protocols import Fold, make_folds
+from mmm_eeg.train.selection import select_windows
+
+logger = logging.getLogger(__name__)
+
+
+class FinetuneModule(_lightning().LightningModule):
+    """Cross-entropy training of :class:`MMMClassifier`; validation balanced accuracy."""
+
+    def __init__(self, classifier: MMMClassifier, config: FinetuneConfig, class_weights=None):
+        super().__init__()
+        self.classifier, self.config = classifier, config
+        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def training_step(self, batch, batch_idx):
+        x, present, y = batch
+        loss = self.loss_fn(self.classifier(x, present), y)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, present, y = batch
+        logits = self.classifier(x, present)
+        self.log("val_loss", self.loss_fn(logits, y), sync_dist=True)
+        self._val.append((logits.argmax(-1).cpu(), y.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        pred, true = (torch.cat(t).numpy() for t in zip(*self._val, strict=True))
+        self._val.clear()
+        from sklearn.metrics import balanced_accuracy_score
+
+        self.log("val_balanced_accuracy", float(balanced_accuracy_score(true, pred)))
+
+    def on_train_epoch_start(self) -> None:
+        self.trainer.datamodule.train_set.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self):
+        pretrained = self.config.init not in (None, "", "scratch")
+        scales = {"encoder.": self.config.encoder_lr_scale if pretrained else 1.0}
+        groups = param_groups(self.classifier, self.config.weight_decay, scales)
+        for g in groups:
+            g["lr"] = self.config.lr * g.pop("lr_scale")
+        optimizer = torch.optim.AdamW(groups, lr=self.config.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, 0.05))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+@torch.no_grad()
+def predict(
+    classifier: MMMClassifier,
+    corpus: Corpus,
+    rows: np.ndarray,
+    normalize: str,
+    batch_size: int = 1024,
+):
+    """Class probabilities for windows ``rows`` (in that order)."""
+    classifier.eval()
+    probabilities = []
+    for start in range(0, len(rows), batch_size):
+        x, present = corpus.read(rows[start : start + batch_size], normalize)  # type: ignore[arg-type]
+        logits = classifier(torch.from_numpy(x), torch.from_numpy(present))
+        probabilities.append(torch.softmax(logits, -1).numpy())
+    return np.concatenate(probabilities) if probabilities else np.zeros((0, classifier.n_outputs))
+
+
+def label_targets(corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Class index per corpus window (-1 outside ``rows`` or unlabelled) and the class names."""
+    labels = corpus.index["label"].to_numpy()
+    names = sorted({str(v) for v in labels[rows] if v is not None and v == v})
+    if len(names) < 2:
+        raise UserInputError(f"The selection holds {len(names)} label(s) {names}; need at least 2.")
+    lookup = {n: i for i, n in enumerate(names)}
+    targets = np.full(len(labels), -1, dtype=np.int64)
+    targets[rows] = [lookup.get(str(v), -1) for v in labels[rows]]
+    return targets, names
+
+
+def train_fold(
+    corpus, fold: Fold, targets, names, config: FinetuneConfig, out: Path
+) -> dict[str, Any]:
+    """Fit on the fold's training windows, select on validation, score the test windows once."""
+    L = _lightning()
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    encoder = load_encoder(
+        config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
+    )
+    classifier = MMMClassifier(
+        encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
+    )
+    weights = None
+    if config.class_weights == "balanced":
+        counts = np.bincount(targets[fold.train], minlength=len(names)).astype(np.float64)
+        weights = torch.tensor(
+            counts.sum() / (len(names) * np.maximum(counts, 1)), dtype=torch.float32
+        )
+    module = FinetuneModule(classifier, config, weights)
+    batch = min(config.batch_size, len(fold.train))
+    train = CorpusBatches(corpus, fold.train, batch, targets, config.normalize, seed=config.seed)  # type: ignore[arg-type]
+    val = CorpusBatches(
+        corpus, fold.val, 1024, targets, config.normalize, shuffle=False, drop_last=False
+    )  # type: ignore[arg-type]
+    folder = out / "folds" / fold.name
+    selector = ModelCheckpoint(
+        dirpath=folder / "checkpoints",
+        filename="best",
+        monitor="val_balanced_accuracy",
+        mode="max",
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        logger=CSVLogger(folder, name="", version="logs"),
+        callbacks=[
+            selector,
+            EarlyStopping("val_balanced_accuracy", mode="max", patience=config.patience),
+        ],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, datamodule=CorpusDataModule(train, val))
+    best = torch.load(selector.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(best)
+    probabilities = predict(classifier, corpus, fold.test, config.normalize)
+    test = classification_metrics(targets[fold.test], probabilities, len(names))
+    subjects = corpus.index["subject"].astype(str).to_numpy()[fold.test]
+    per_subject = {}
+    for s in sorted(set(subjects)):
+        mine = subjects == s
+        per_subject[s] = classification_metrics(
+            targets[fold.test][mine], probabilities[mine], len(names)
+        )["balanced_accuracy"]
+    classifier.save_pretrained(folder / "model", metadata={"fold": fold.name, "init": config.init})
+    result = {
+        "fold": fold.describe(corpus.index),
+        "test": test,
+        "test_per_subject": per_subject,
+        "best_epoch_val_balanced_accuracy": float(selector.best_model_score or float("nan")),
+        "metrics_csv": str(folder / "logs" / "metrics.csv"),
+    }
+    _write_json(folder / "metrics.json", result)
+    (Path(selector.best_model_path)).unlink(missing_ok=True)  # the safetensors model is kept
+    return result
+
+
+def finetune(corpus_path: str | Path, out: str | Path, config: FinetuneConfig) -> dict[str, Any]:
+    """Run a protocol; returns (and writes) the summary."""
+    corpus = Corpus(corpus_path)
+    out = Path(out)
+    rows = select_windows(corpus.index, config.select)
+    rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
+    if len(rows) == 0:
+        raise UserInputError("No labelled window in the selection; check --select and the labels.")
+    targets, names = label_targets(corpus, rows)
+    folds = make_folds(
+        corpus.index,
+        rows,
+        config.protocol,
+        config.test_subjects,
+        config.k,
+        config.val_subjects,
+        config.seed,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out / "config.yaml")
+    results = [train_fold(corpus, fold, targets, names, config, out) for fold in folds]
+    summary = summarize(results, names, config)
+    _write_json(out / "summary.json", summary)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(summary_markdown(summary))
+    from mmm_eeg.train.plots import finetune_plots
+
+    finetune_plots(out, results, names)
+    return summary
+
+
+def summarize(
+    results: list[dict[str, Any]], names: list[str], config: FinetuneConfig
+) -> dict[str, Any]:
+    """Mean and std over folds of each metric, per-subject balanced accuracy, the folds."""
+    out: dict[str, Any] = {
+        "protocol": config.protocol,
+        "init": config.init,
+        "freeze_encoder": config.freeze_encoder,
+        "labels": names,
+        "folds": results,
+    }
+    for metric in ("accuracy", "balanced_accuracy", "macro_f1", "auroc"):
+        values = [r["test"][metric] for r in results if r["test"][metric] is not None]
+        out[metric] = (
+            {"mean": float(np.mean(values)), "std": float(np.std(values))} if values else None
+        )
+    per_subject = {s: v for r in results for s, v in r["test_per_subject"].items()}
+    out["per_subject_balanced_accuracy"] = per_subject
+    values = list(per_subject.values())
+    out["subject_balanced_accuracy"] = {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+    }
+    return out
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The summary as a markdown table."""
+    lines = [
+        f"Protocol `{summary['protocol']}`, init `{summary['init']}`"
+        f"{' (frozen encoder)' if summary['freeze_encoder'] else ''}; classes {summary['labels']}.",
+        "",
+        "| fold | test windows | accuracy | balanced accuracy | macro-F1 | AUROC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["folds"]:
+        t = r["test"]
+        auroc = "—" if t["auroc"] is None else f"{t['auroc']:.3f}"
+        lines.append(
+            f"| {r['fold']['name']} | {t['n_windows']} | {t['accuracy']:.3f} | "
+            f"{t['balanced_accuracy']:.3f} | {t['macro_f1']:.3f} | {auroc} |"
+        )
+    b = summary["balanced_accuracy"]
+    lines += ["", f"Balanced accuracy over folds: {b['mean']:.3f} ± {b['std']:.3f}"]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    model_dir: str | Path,
+    corpus_path: str | Path,
+    select: str | None = None,
+    normalize: str = "recording",
+) -> dict[str, Any]:
+    """Score a saved classifier on a corpus's windows with the classifier's labels."""
+    classifier = MMMClassifier.from_pretrained(model_dir)
+    corpus = Corpus(corpus_path)
+    names = classifier.label_names or [str(i) for i in range(classifier.n_outputs)]
+    rows = select_windows(corpus.index, select)
+    labels = corpus.index["label"].astype(str).to_numpy()[rows]
+    rows = rows[np.isin(labels, names)]
+    if len(rows) == 0:
+        raise UserInputError(
+            f"No window of {corpus_path} carries one of the model's labels {names}."
+        )
+    lookup = {n: i for i, n in enumerate(names)}
+    y = np.array([lookup[v] for v in corpus.index["label"].astype(str).to_numpy()[rows]])
+    probabilities = predict(classifier, corpus, rows, normalize)
+    result = classification_metrics(y, probabilities, len(names))
+    subjects = corpus.index["subject"].astype(str).to_numpy()[rows]
+    result["per_subject_balanced_accuracy"] = {
+        s: classification_metrics(y[subjects == s], probabilities[subjects == s], len(names))[
+            "balanced_accuracy"
+        ]
+        for s in sorted(set(subjects))
+    }
+    result["labels"] = names
+    return result
+
+
+def embed(
+    corpus_path: str | Path,
+    init: str,
+    out: str | Path,
+    select: str | None = None,
+    pool: str = "none",
+    normalize: str = "recording",
+    batch_size: int = 1024,
+) -> int:
+    """Write the unified representation of each window to Parquet with the index columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if pool not in ("none", "mean"):
+        raise UserInputError(f"--pool must be none or mean; got {pool!r}.")
+    corpus = Corpus(corpus_path)
+    encoder = load_encoder(init, corpus.topology).eval()
+    rows = select_windows(corpus.index, select)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            x, present = corpus.read(part, normalize)  # type: ignore[arg-type]
+            z = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
+            z = z.mean(1) if pool == "mean" else z.flatten(1)
+            chunks.append(z.numpy().astype(np.float32))
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+    table = pa.Table.from_pandas(
+        corpus.index.iloc[rows].reset_index(drop=True), preserve_index=False
+    )
+    width = vectors.shape[1]
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), width)
+    table = table.append_column("embedding", column)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+    return len(rows)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, default=str))

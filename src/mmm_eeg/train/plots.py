@@ -1,0 +1,148 @@
+"""Figures of runs: loss curves, reconstruction quality, topographies, fold results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmm_eeg.atomic import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+@torch.no_grad()
+def reconstruction_by_ratio(autoencoder, x, present, ratios=(0.1, 0.3, 0.5, 0.7, 0.9), seed=0):
+    """MSE on masked and on visible present nodes for random masks of several ratios."""
+    from mmm_eeg.model import random_mask
+
+    autoencoder.eval()
+    out = {"ratio": list(ratios), "masked": [], "visible": []}
+    for ratio in ratios:
+        masked = random_mask(present, ratio, torch.Generator().manual_seed(seed))
+        error = ((autoencoder(x, present, masked) - x) ** 2).mean(-1)
+        for key, where in (("masked", masked & present), ("visible", ~masked & present)):
+            out[key].append(float(error[where].mean()) if where.any() else float("nan"))
+    return out
+
+
+def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, config: Any) -> None:
+    """Loss curves per masking strategy, error against mask ratio, reconstructed topographies."""
+    import pandas as pd
+
+    from mmm_eeg.viz import project_top_view
+
+    plt = _pyplot()
+    plots = out / "plots"
+    metrics = pd.read_csv(out / "logs" / "metrics.csv")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for column, style in (
+        ("train_loss_random", "."),
+        ("train_loss_regional", "."),
+        ("val_loss", "-o"),
+        ("val_baseline", "--"),
+    ):
+        if column in metrics:
+            series = metrics.dropna(subset=[column])
+            ax.plot(series["step"], series[column], style, label=column, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("MSE (normalised DE)")
+    ax.set_title("Pretraining loss by masking strategy")
+    ax.legend()
+    _save(fig, plots / "loss_curves.png")
+    if len(val_rows) == 0:
+        return
+    sample = val_rows[:: max(1, len(val_rows) // 512)][:512]
+    x, present = corpus.read(sample, config.normalize)
+    x, present = torch.from_numpy(x), torch.from_numpy(present)
+    curve = reconstruction_by_ratio(autoencoder.cpu(), x, present)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(curve["ratio"], curve["masked"], "-o", label="masked nodes")
+    ax.plot(curve["ratio"], curve["visible"], "-o", label="visible nodes")
+    ax.axhline(
+        float((x[present] ** 2).mean()), ls="--", color="grey", label="predict the band mean"
+    )
+    ax.set_xlabel("mask ratio")
+    ax.set_ylabel("MSE on held-out windows")
+    ax.legend()
+    _save(fig, plots / "reconstruction_vs_mask_ratio.png")
+    from mmm_eeg.model import random_mask
+
+    with torch.no_grad():
+        masked = random_mask(present[:3], 0.5, torch.Generator().manual_seed(0))
+        recon = autoencoder(x[:3], present[:3], masked)
+    xy = project_top_view(corpus.topology.positions)
+    fig, axes = plt.subplots(3, 2, figsize=(6, 9))
+    for row in range(3):
+        shown = present[row].numpy()
+        for col, (values, title) in enumerate(
+            ((x[row, :, 2], "input (alpha)"), (recon[row, :, 2], "reconstruction"))
+        ):
+            ax = axes[row, col]
+            ax.scatter(
+                xy[shown, 0],
+                xy[shown, 1],
+                c=values.numpy()[shown],
+                cmap="RdBu_r",
+                vmin=-2,
+                vmax=2,
+                s=60,
+            )
+            hidden = shown & masked[row].numpy()
+            ax.scatter(xy[hidden, 0], xy[hidden, 1], facecolors="none", edgecolors="k", s=110)
+            ax.set_title(title, fontsize=9)
+            ax.set_aspect("equal")
+            ax.axis("off")
+    fig.suptitle("Held-out windows; circled nodes were masked")
+    _save(fig, plots / "reconstructed_topographies.png")
+
+
+def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str]) -> None:
+    """Per-fold balanced accuracy, pooled confusion matrix, training curves."""
+    import pandas as pd
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(folds)), 4))
+    names = [f["fold"]["name"] for f in folds]
+    values = [f["test"]["balanced_accuracy"] for f in folds]
+    ax.bar(range(len(folds)), values)
+    ax.axhline(1 / max(1, len(label_names)), ls="--", color="grey", label="chance")
+    ax.set_xticks(range(len(folds)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("balanced accuracy (test)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    _save(fig, out / "plots" / "per_fold.png")
+    matrix = np.sum([np.asarray(f["test"]["confusion_matrix"]) for f in folds], axis=0)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45)
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    _save(fig, out / "plots" / "confusion_matrix.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for f in folds:
+        path = Path(f["metrics_csv"])
+        if path.is_file():
+            m = pd.read_csv(path).dropna(subset=["val_balanced_accuracy"])
+            ax.plot(m["epoch"], m["val_balanced_accuracy"], alpha=0.6)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation balanced accuracy")
+    _save(fig, out / "plots" / "training_curves.png")

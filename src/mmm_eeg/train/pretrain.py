@@ -1,0 +1,272 @@
+"""MMM pretraining on a corpus with Lightning: one CPU, one GPU, or many machines (DDP).
+
+``RUN/`` receives ``config.yaml`` (resolved), ``metrics.csv``, ``checkpoints/last.ckpt`` and
+``checkpoints/best.ckpt`` (by validation loss), ``encoder/`` and ``autoencoder/`` in our
+safetensors format, and ``plots/``. ``resume=True`` continues from ``last.ckpt``: model,
+optimiser, scheduler, epoch and step are restored by Lightning; data order and masks are
+functions of (seed, epoch, step), so a resumed run sees exactly the batches and masks the
+uninterrupted run would have, including mid-epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.model import MaskSchedule, MMMAutoencoder, random_mask
+from mmm_eeg.train.config import PretrainConfig, write_config
+from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
+from mmm_eeg.train.init import load_encoder
+from mmm_eeg.train.selection import select_windows
+
+logger = logging.getLogger(__name__)
+
+
+def _lightning():
+    import lightning as L
+
+    return L
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float):
+    """LR multiplier per step: linear warm-up, then cosine decay to zero."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None):
+    """AdamW groups: no decay for biases, norms and tokens; optional LR scale per prefix."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decay = 0.0 if p.ndim < 2 or "token" in name or "pos_embed" in name else weight_decay
+        scale = next((s for prefix, s in (lr_scales or {}).items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((decay, scale), []).append(p)
+    return [{"params": ps, "weight_decay": d, "lr_scale": s} for (d, s), ps in groups.items()]
+
+
+class PretrainModule(_lightning().LightningModule):
+    """Lightning wrapper of :class:`MMMAutoencoder` with the multi-stage mask schedule."""
+
+    def __init__(self, autoencoder: MMMAutoencoder, config: PretrainConfig) -> None:
+        super().__init__()
+        self.autoencoder, self.config = autoencoder, config
+        self.schedule = MaskSchedule(
+            config.epochs,
+            config.mask_cycle,
+            config.mask_mode,  # type: ignore[arg-type]
+            config.random_ratio,
+            config.regional_ratio,
+        )
+        self.register_buffer(
+            "region_of", torch.tensor(autoencoder.encoder.topology.region_of), persistent=False
+        )
+
+    def _generator(self, stage: int, batch_idx: int) -> torch.Generator:
+        epoch = self.current_epoch if stage == 0 else 0
+        seed = [self.config.seed, stage, epoch, batch_idx, self.global_rank]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+
+    def training_step(self, batch, batch_idx):
+        x, present, _ = batch
+        generator = self._generator(0, batch_idx)
+        masked, strategy = self.schedule.mask(
+            present.cpu(), self.region_of.cpu(), self.current_epoch, generator
+        )
+        loss, _ = self.autoencoder.loss(x, present, masked.to(x.device))
+        self.log("train_loss", loss, prog_bar=True)
+        self.log(f"train_loss_{strategy}", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, present, _ = batch
+        masked = random_mask(present.cpu(), self.config.random_ratio, self._generator(1, batch_idx))
+        masked = masked.to(x.device)
+        loss, _ = self.autoencoder.loss(x, present, masked)
+        weight = (present & masked).to(x.dtype)
+        baseline = ((x**2).mean(-1) * weight).sum() / weight.sum().clamp(min=1.0)
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True)
+        self.log("val_baseline", baseline, sync_dist=True)
+
+    def on_train_start(self) -> None:
+        # After a checkpoint restore, before the first iterator: a run resumed mid-epoch skips
+        # the batches that epoch already trained on (Lightning does not call
+        # on_train_epoch_start for the resumed epoch). The checkpoint is written in
+        # on_train_batch_end, before "completed" counts that batch; "processed" does.
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        self._sync_data(skip=done if self.trainer.fit_loop.restarting else 0)
+
+    def on_train_epoch_start(self) -> None:
+        self._sync_data(skip=0)
+
+    def _sync_data(self, skip: int) -> None:
+        dataset = self.trainer.datamodule.train_set
+        dataset.set_epoch(self.current_epoch)
+        dataset.skip = skip
+
+    def configure_optimizers(self):
+        groups = param_groups(self.autoencoder, self.config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=self.config.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(total, self.config.warmup_fraction)
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+def split_recordings(corpus: Corpus, rows: np.ndarray, fraction: float, seed: int):
+    """Train and validation windows, split by recording (no recording on both sides)."""
+    recordings = corpus.index["recording"].to_numpy()[rows]
+    unique = np.unique(recordings)
+    if fraction <= 0 or len(unique) < 2:
+        return rows, rows[:0]
+    n_val = max(1, round(fraction * len(unique)))
+    val = np.random.default_rng(seed).choice(unique, n_val, replace=False)
+    is_val = np.isin(recordings, val)
+    return rows[~is_val], rows[is_val]
+
+
+def pretrain(
+    corpus_path: str | Path, out: str | Path, config: PretrainConfig, resume: bool = False
+) -> Path:
+    """Pretrain MMM on a corpus; returns the run directory.
+
+    Parameters
+    ----------
+    corpus_path : str | path-like
+        A corpus from ``mmm-eeg preprocess``.
+    out : str | path-like
+        Run directory.
+    config : PretrainConfig
+        Resolved options.
+    resume : bool
+        Continue from ``out/checkpoints/last.ckpt``.
+
+    Returns
+    -------
+    Path
+        The run directory.
+    """
+    L = _lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise UserInputError(f"--resume: {last} does not exist; start the run without --resume.")
+    if not resume and last.is_file():
+        raise UserInputError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out."
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    corpus = Corpus(corpus_path)
+    rows = select_windows(corpus.index, config.select)
+    if len(rows) < config.batch_size * config.devices * config.num_nodes:
+        raise UserInputError(
+            f"The selection holds {len(rows)} windows, fewer than one global batch "
+            f"({config.batch_size} x {config.devices * config.num_nodes} devices); "
+            "lower --batch-size."
+        )
+    train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
+    encoder = load_encoder(
+        config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
+    )
+    autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
+    module = PretrainModule(autoencoder, config)
+    train_set = CorpusBatches(
+        corpus, train_rows, config.batch_size, normalize=config.normalize, seed=config.seed
+    )  # type: ignore[arg-type]
+    val_set = CorpusBatches(
+        corpus,
+        val_rows,
+        config.batch_size,
+        normalize=config.normalize,
+        shuffle=False,
+        drop_last=False,
+    )  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(config, out / "config.yaml")
+    # Two callbacks: "last" on a step interval (for resuming mid-epoch), "best" on validation.
+    last_checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=config.checkpoint_every_n_steps,
+    )
+    callbacks = [last_checkpoint]
+    if len(val_rows):
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=out / "checkpoints",
+                filename="best",
+                monitor="val_loss",
+                save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        logger=CSVLogger(out, name="", version="logs"),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        use_distributed_sampler=False,
+        limit_val_batches=1.0 if len(val_rows) else 0,
+        num_sanity_val_steps=0,
+    )
+    data = CorpusDataModule(train_set, val_set)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        metadata = {
+            "corpus": str(corpus_path),
+            "epochs": config.epochs,
+            "train_windows": len(train_rows),
+            "val_windows": len(val_rows),
+        }
+        autoencoder.save_pretrained(out / "autoencoder", metadata=metadata)
+        autoencoder.encoder.save_pretrained(out / "encoder", metadata=metadata)
+        from mmm_eeg.train.plots import pretraining_plots
+
+        pretraining_plots(out, autoencoder, corpus, val_rows, config)
+    return out
+
+
+def training_summary(out: Path) -> dict[str, Any]:
+    """Final train loss, best validation loss and its baseline from ``metrics.csv``."""
+    import pandas as pd
+
+    metrics = pd.read_csv(out / "logs" / "metrics.csv")
+    val = metrics.dropna(subset=["val_loss"]) if "val_loss" in metrics else metrics.iloc[:0]
+    train = metrics.dropna(subset=["train_loss"])
+    return {
+        "final_train_loss": float(train["train_loss"].iloc[-1]) if len(train) else None,
+        "best_val_loss": float(val["val_loss"].min()) if len(val) else None,
+        "last_val_loss": float(val["val_loss"].iloc[-1]) if len(val) else None,
+        "val_baseline": float(val["val_baseline"].iloc[-1]) if len(val) else None,
+    }

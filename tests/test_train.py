@@ -1,0 +1,325 @@
+"""Pretraining and fine-tuning on a small real corpus: learning, protocols, resume, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mmm_eeg import UserInputError
+from mmm_eeg.build import build_corpus
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.io.sources import discover_sources
+from mmm_eeg.model import MMMEncoder
+from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
+from mmm_eeg.train.data import shard
+from mmm_eeg.train.finetune import embed, evaluate, finetune
+from mmm_eeg.train.pretrain import pretrain, training_summary
+from mmm_eeg.train.protocols import make_folds
+from mmm_eeg.train.selection import select_windows
+
+SMALL = {"dim": 32, "depth": 2, "decoder_depth": 2, "heads": 4}
+
+
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory, eeg_data):
+    """eegmat subjects 00-17 (labelled) plus two eegmmidb runs and three Muse files."""
+    sources, _ = discover_sources([eeg_data], events="T0,T1,T2")
+    keep = [
+        s
+        for s in sources
+        if (s.dataset == "eegmat" and int(s.subject[-2:]) < 18)
+        or s.path.name in ("S001R01.edf", "S001R02.edf")
+        or (
+            s.dataset == "muse_n170"
+            and s.subject == "subject1"
+            and s.path.name < "data_2017-09-13-15.40"
+        )
+    ]
+    out = tmp_path_factory.mktemp("train") / "corpus"
+    build_corpus(keep, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(corpus_path, tmp_path_factory):
+    config = PretrainConfig(epochs=8, batch_size=128, lr=2e-3, **SMALL)
+    return pretrain(corpus_path, tmp_path_factory.mktemp("run") / "run", config)
+
+
+def test_pretraining_beats_predicting_the_band_mean(pretrained_run):
+    summary = training_summary(pretrained_run)
+    assert summary["best_val_loss"] < 0.9 * summary["val_baseline"]
+    for name in (
+        "config.yaml",
+        "encoder/model.safetensors",
+        "autoencoder/config.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "logs/metrics.csv",
+        "plots/loss_curves.png",
+        "plots/reconstruction_vs_mask_ratio.png",
+        "plots/reconstructed_topographies.png",
+    ):
+        assert (pretrained_run / name).is_file(), name
+    import pandas as pd
+
+    metrics = pd.read_csv(pretrained_run / "logs" / "metrics.csv")
+    assert (
+        metrics["train_loss_random"].notna().any() and metrics["train_loss_regional"].notna().any()
+    )
+    assert yaml.safe_load((pretrained_run / "config.yaml").read_text())["dim"] == 32
+
+
+def test_finetune_holdout_beats_chance(corpus_path, pretrained_run, tmp_path):
+    config = FinetuneConfig(
+        init=str(pretrained_run),
+        protocol="holdout",
+        epochs=6,
+        test_subjects=["eegmat-15", "eegmat-16", "eegmat-17"],
+        select="dataset == eegmat",
+        **{k: SMALL[k] for k in ("dim", "depth", "heads")},
+    )
+    summary = finetune(corpus_path, tmp_path / "res", config)
+    assert summary["labels"] == ["arithmetic", "rest"]
+    assert summary["balanced_accuracy"]["mean"] > 0.6
+    fold = summary["folds"][0]["fold"]
+    assert fold["test_subjects"] == ["eegmat-15", "eegmat-16", "eegmat-17"]
+    assert not set(fold["val_subjects"]) & set(fold["test_subjects"])  # selection never sees test
+    assert not set(fold["train_subjects"]) & set(fold["val_subjects"] + fold["test_subjects"])
+    for name in ("summary.json", "summary.md", "plots/per_fold.png", "plots/confusion_matrix.png"):
+        assert (tmp_path / "res" / name).is_file()
+    model = next((tmp_path / "res" / "folds").iterdir()) / "model"
+    scored = evaluate(model, corpus_path, select="subject in [eegmat-15, eegmat-16, eegmat-17]")
+    assert scored["balanced_accuracy"] == pytest.approx(
+        summary["balanced_accuracy"]["mean"], abs=1e-6
+    )
+
+
+def test_embed_writes_unified_tokens(corpus_path, pretrained_run, tmp_path):
+    import pyarrow.parquet as pq
+
+    n = embed(
+        corpus_path, str(pretrained_run), tmp_path / "z.parquet", select="dataset == muse_n170"
+    )
+    table = pq.read_table(tmp_path / "z.parquet")
+    assert table.num_rows == n > 0
+    assert {"dataset", "recording", "subject", "label", "start_s", "embedding"} <= set(
+        table.column_names
+    )
+    assert len(table["embedding"][0]) == 18 * 32
+    pooled = embed(corpus_path, str(pretrained_run), tmp_path / "p.parquet", pool="mean")
+    assert len(pq.read_table(tmp_path / "p.parquet")["embedding"][0]) == 32 and pooled > n
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "mmm_eeg", *map(str, args)]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(corpus_path, tmp_path):
+    args = [
+        "pretrain",
+        corpus_path,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--dim",
+        "16",
+        "--depth",
+        "1",
+        "--decoder-depth",
+        "1",
+        "--select",
+        "dataset == eegmat",
+    ]
+    (tmp_path / "cfg.yaml").write_text("heads: 2\ncheckpoint_every_n_steps: 3\n")
+    args += ["--config", tmp_path / "cfg.yaml"]
+    subprocess.run(_cli(*args, "--out", tmp_path / "full"), check=True, capture_output=True)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", tmp_path / "killed"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and torch.load(last, weights_only=False)["global_step"] >= 9:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(last, weights_only=False)["global_step"]
+    assert not (tmp_path / "killed" / "encoder").exists(), "the run finished before the kill"
+    batches = json.loads(json.dumps(step))
+    assert batches % 3 == 0  # a mid-epoch checkpoint (every 3 steps)
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp*"))
+    resumed = subprocess.run(
+        _cli(*args, "--out", tmp_path / "killed", "--resume"), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    full = MMMEncoder.from_pretrained(tmp_path / "full" / "encoder").state_dict()
+    again = MMMEncoder.from_pretrained(tmp_path / "killed" / "encoder").state_dict()
+    for key in full:
+        torch.testing.assert_close(again[key], full[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resume_refusals(corpus_path, tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        pretrain(corpus_path, tmp_path / "none", PretrainConfig(**SMALL), resume=True)
+
+
+def test_shards_are_disjoint_and_equal():
+    indices = np.arange(1001)
+    for epoch in range(3):
+        parts = [shard(indices, epoch, 0, r, 2) for r in range(2)]
+        assert len(parts[0]) == len(parts[1]) == 500
+        assert not set(parts[0]) & set(parts[1])
+    assert not np.array_equal(shard(indices, 0, 0, 0, 2), shard(indices, 1, 0, 0, 2))
+
+
+def test_ddp_two_cpu_processes_match_single_process(corpus_path, tmp_path):
+    base = [
+        "pretrain",
+        corpus_path,
+        "--epochs",
+        "4",
+        "--dim",
+        "16",
+        "--depth",
+        "1",
+        "--decoder-depth",
+        "1",
+        "--lr",
+        "0.002",
+    ]
+    (tmp_path / "cfg.yaml").write_text("heads: 2\n")
+    single = subprocess.run(
+        _cli(
+            *base,
+            "--batch-size",
+            "128",
+            "--config",
+            tmp_path / "cfg.yaml",
+            "--out",
+            tmp_path / "single",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    env = {**os.environ, "MASTER_PORT": str(29500 + os.getpid() % 1000)}
+    ddp = subprocess.run(
+        _cli(
+            *base,
+            "--batch-size",
+            "64",
+            "--config",
+            tmp_path / "cfg.yaml",
+            "--accelerator",
+            "cpu",
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--out",
+            tmp_path / "ddp",
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one, two = training_summary(tmp_path / "single"), training_summary(tmp_path / "ddp")
+    assert two["best_val_loss"] < two["val_baseline"]
+    assert abs(one["best_val_loss"] - two["best_val_loss"]) < 0.05 * one["val_baseline"]
+    steps_single = yaml.safe_load((tmp_path / "single" / "config.yaml").read_text())["batch_size"]
+    assert steps_single == 128
+
+
+def test_protocol_folds_never_leak(corpus_path):
+    corpus = Corpus(corpus_path)
+    rows = select_windows(corpus.index, "dataset == eegmat")
+    subjects = corpus.index.subject.to_numpy()
+    folds = make_folds(corpus.index, rows, "loso", val_subjects=2)
+    assert len(folds) == 18
+    for fold in folds:
+        parts = [set(subjects[getattr(fold, p)]) for p in ("train", "val", "test")]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+        assert len(parts[2]) == 1 and len(parts[1]) == 2
+    kfold = make_folds(corpus.index, rows, "subject-kfold", k=3)
+    assert sorted(np.concatenate([f.test for f in kfold])) == sorted(rows)
+    split = make_folds(corpus.index, rows, "time-split")[0]
+    starts = corpus.index.start_s.to_numpy()
+    rec = corpus.index.recording.to_numpy()
+    r0 = rec[rows[0]]
+    assert (
+        starts[split.train][rec[split.train] == r0].max()
+        < starts[split.test][rec[split.test] == r0].min()
+    )
+    with pytest.raises(UserInputError, match="needs --test-subjects"):
+        make_folds(corpus.index, rows, "holdout")
+    with pytest.raises(UserInputError, match="'trial' column"):
+        make_folds(corpus.index, rows, "seed")
+
+
+def test_selection_expressions(corpus_path):
+    index = Corpus(corpus_path).index
+    rows = select_windows(index, "dataset in [eegmat, muse_n170] and label != rest")
+    assert set(index.dataset.to_numpy()[rows]) == {"eegmat", "muse_n170"}
+    assert "rest" not in set(index.label.astype(str).to_numpy()[rows])
+    with pytest.raises(UserInputError, match="lacks"):
+        select_windows(index, "site == x")
+    with pytest.raises(UserInputError, match="Cannot read"):
+        select_windows(index, "dataset ~ eegmat")
+
+
+def test_config_files_are_safe_and_strict(tmp_path):
+    (tmp_path / "a.yaml").write_text("epochs: 3\ndim: 16\n")
+    config = resolve_config(PretrainConfig, tmp_path / "a.yaml", {"epochs": 5, "lr": None})
+    assert (config.epochs, config.dim, config.lr) == (5, 16, PretrainConfig().lr)
+    (tmp_path / "b.yaml").write_text("epochz: 3\n")
+    with pytest.raises(UserInputError, match="Unknown option"):
+        resolve_config(PretrainConfig, tmp_path / "b.yaml", {})
+    marker = tmp_path / "ran"
+    (tmp_path / "c.yaml").write_text(
+        f"epochs: !!python/object/apply:os.system ['touch {marker}']\n"
+    )
+    with pytest.raises(UserInputError, match="not valid YAML"):
+        resolve_config(PretrainConfig, tmp_path / "c.yaml", {})
+    assert not marker.exists()
+
+
+def test_reproduce_on_the_official_seed_layout(tmp_path):
+    from scipy.io import savemat
+
+    from mmm_eeg.io.seed import SEED_LABELS
+    from mmm_eeg.train.reproduce import reproduce
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "SEED" / "ExtractedFeatures"
+    folder.mkdir(parents=True)
+    pattern = rng.normal(size=(3, 62, 1, 5))  # one spatial-spectral pattern per emotion
+    for subject in (1, 2):
+        content = {}
+        for t, label in enumerate(SEED_LABELS, start=1):
+            content[f"de_LDS{t}"] = 3 * pattern[label + 1] + rng.normal(size=(62, 12, 5))
+        savemat(folder / f"{subject}_2014010{subject}.mat", content)
+    savemat(folder / "label.mat", {"label": np.array([SEED_LABELS])})
+    config = FinetuneConfig(epochs=30, dim=16, depth=1, heads=2, batch_size=16, patience=30)
+    result = reproduce("seed", tmp_path / "SEED", tmp_path / "out", config)
+    summary = result["runs"]["scratch"]
+    assert len(summary["folds"]) == 2  # one per subject session
+    fold = summary["folds"][0]["fold"]
+    assert (fold["train_trials"], fold["test_trials"]) == ("1-9", "10-15")
+    assert fold["val_windows"] == 9 * 3 and fold["train_windows"] == 9 * 9  # last 20 % of 12
+    assert summary["folds"][0]["fold"]["test_windows"] == 6 * 12
+    assert summary["accuracy"]["mean"] > 0.6
+    text = (tmp_path / "out" / "reproduce.md").read_text()
+    assert "94.59" in text and "de_LDS" in text
