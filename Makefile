@@ -32,8 +32,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Benchmarks write bench/results/*.json and their tables into docs/benchmarks.md.
+# TORCHEEG_PYTHON: a python with torcheeg installed (its pins clash with ours), for bench/features.py.
 bench: setup
 	$(BIN)/python bench/model.py
+	$(BIN)/python bench/features.py $(if $(TORCHEEG_PYTHON),--torcheeg-python $(TORCHEEG_PYTHON))
+	$(BIN)/python bench/corpus.py
+	$(BIN)/python bench/transfer.py
 
 clean:
 	rm -rf $(VENV) demo_out bench/out .pytest_cache .ruff_cache

@@ -77,21 +77,3 @@ def test_names_and_drop():
         "name": "Foo", "node": None, "region": None, "method": None,
         "distance_mm": None, "reason": "unknown name with no position",
     }  # fmt: skip
-
-
-def test_demo_on_real_data(tmp_path, eeg_data, monkeypatch):
-    monkeypatch.setenv("MMM_EEG_DATA", str(eeg_data))
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "19/62" in result.output and "59/62" in result.output and "4/62" in result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "montage_0_eegmat.png", "montage_1_eegmmidb.png", "montage_2_muse_n170.png"
-    ]  # fmt: skip
-
-
-def test_demo_without_data_uses_builtin_montages(tmp_path, monkeypatch):
-    monkeypatch.setenv("MMM_EEG_DATA", str(tmp_path / "nothing"))
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 0, result.output
-    assert "built-in channel lists" in result.output
-    assert "19/62" in result.output and "59/62" in result.output and "4/62" in result.output

@@ -131,47 +131,62 @@ def montage(
 @app.command()
 @_user_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the pictures.")] = Path("demo_out"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo_out"),
+    data: Annotated[Path | None, typer.Option(help="A folder laid out like ../shared/eeg.")] = None,
 ) -> None:
-    """Map three montages of different size onto the unified topology and draw them.
+    """The whole pipeline in a few minutes: preprocess, pretrain, fine-tune, compare.
 
-    Uses the real recordings in $MMM_EEG_DATA or ../shared/eeg when present, else built-in
-    example channel lists.
+    Runs the quick transfer benchmark on the real recordings ($MMM_EEG_DATA or ../shared/eeg)
+    when they exist, otherwise on a built-in SYNTHETIC multi-montage collection.
     """
-    from mmm_eeg.datasets import EXAMPLE_MONTAGES, default_data_dir, example_files
-    from mmm_eeg.io import read_channel_info
-    from mmm_eeg.topology import UnifiedTopology
-    from mmm_eeg.viz import plot_topology
+    from mmm_eeg.benchmark import results_markdown, run_transfer_benchmark
+    from mmm_eeg.datasets import default_data_dir
 
-    topology = UnifiedTopology.default()
-    files = example_files(default_data_dir())
-    sources: dict[str, tuple[list[str], list[str] | None, dict]] = {}
-    if files:
-        console.print(f"Real recordings found in {default_data_dir()}")
-        for label, path in files.items():
-            info = read_channel_info(path)
-            sources[label] = (list(info.names), info.types, info.positions)
-            console.print(f"  {label}: {path}")
+    data = data or default_data_dir()
+    if (data / "eegmat").is_dir():
+        console.print(f"Real recordings: {data}", highlight=False)
     else:
-        console.print("No recordings found (set MMM_EEG_DATA); using built-in channel lists.")
-        sources = {label: (names, None, {}) for label, names in EXAMPLE_MONTAGES.items()}
-    summary = Table(title="Montages on the unified 62-node topology")
-    for column in ("montage", "channels", "name", "alias", "position", "unmapped",
-                   "excluded", "present"):  # fmt: skip
-        summary.add_column(column)
-    for k, (label, (names, types, positions)) in enumerate(sources.items()):
-        mapping = topology.map_channels(names, positions or None, types=types)
-        picture = out / f"montage_{k}_{label.split()[0].lower()}.png"
-        plot_topology(topology, mapping, positions, fname=picture, title=label)
-        c = mapping.counts()
-        summary.add_row(label, str(len(names)), str(c["name"]), str(c["alias"]),
-                        str(c["position"]), str(c["unmapped"]), str(c["excluded"]),
-                        f"{mapping.n_present}/62")  # fmt: skip
-    console.print(summary)
+        from mmm_eeg.synthetic import write_synthetic_collection
+
+        data = out / "synthetic_eeg" / "eeg"
+        console.print(
+            "No recordings found (set MMM_EEG_DATA); writing a SYNTHETIC collection to "
+            f"{data} (1/f background, alpha and theta rhythms, a two-class band-power effect).",
+            highlight=False,
+        )
+        if not (data / "eegmat" / "manifest.csv").is_file():
+            write_synthetic_collection(data)
+    console.print("Preprocessing, pretraining on the pool, fine-tuning (quick settings)...")
+    result = run_transfer_benchmark(data, out, quick=True)
+    console.print(results_markdown(result), highlight=False)
     console.print(
-        f"Pictures are in {out}/. On your own file: [bold]mmm-eeg montage YOUR_FILE.edf "
-        "--plot montage.png[/] (any format MNE reads, or a Muse CSV)."
+        f"Results: {out / 'results.json'}, {out / 'results.md'}; plots in {out / 'plots'}. "
+        "Quick settings: 2 folds and a few epochs, not the benchmark (bench/transfer.py). "
+        "On your own files: mmm-eeg preprocess YOUR_FOLDER --out corpus; mmm-eeg pretrain "
+        "corpus --out run; mmm-eeg finetune corpus --init run --out results.",
+        highlight=False,
     )
+
+
+benchmark_app = typer.Typer(help="Benchmarks on real data.", no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("transfer")
+@_user_errors
+def benchmark_transfer(
+    data: Annotated[Path, typer.Option("--data", help="A folder laid out like ../shared/eeg.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    quick: Annotated[bool, typer.Option(help="2 folds, a few epochs (same code path).")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    checkpoint: Annotated[Path | None, typer.Option(help="The released TUH encoder .pt.")] = None,
+) -> None:
+    """Cross-montage transfer: pretraining on pooled montages against strong baselines."""
+    from mmm_eeg.benchmark import results_markdown, run_transfer_benchmark
+
+    result = run_transfer_benchmark(data, out, quick=quick, seed=seed, checkpoint=checkpoint)
+    console.print(results_markdown(result), highlight=False)
+    console.print(f"Written: {out / 'results.json'}, {out / 'results.md'}, {out / 'plots'}")
 
 
 @app.command()

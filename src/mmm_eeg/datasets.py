@@ -26,17 +26,3 @@ EXAMPLE_MONTAGES: dict[str, list[str]] = {
 def default_data_dir() -> Path:
     """The example recordings: ``$MMM_EEG_DATA``, else ``../shared/eeg`` from the working dir."""
     return Path(os.environ.get("MMM_EEG_DATA", Path.cwd().parent / "shared" / "eeg"))
-
-
-def example_files(root: Path) -> dict[str, Path]:
-    """One recording per dataset found under ``root`` (eegmat, eegmmidb, muse_n170)."""
-    found = {}
-    for label, pattern in (
-        ("eegmat", "eegmat/*.edf"),
-        ("eegmmidb", "eegmmidb/**/*.edf"),
-        ("muse_n170", "muse_n170/**/*.csv"),
-    ):
-        files = sorted(root.glob(pattern))
-        if files:
-            found[label] = files[0]
-    return found

@@ -57,17 +57,10 @@ def read_channel_info(path: str | Path) -> ChannelInfo:
         raise UserInputError(f"{path}: no such file. Check the path.")
     if path.suffix.lower() == ".csv":
         return _read_csv_channels(path)
-    import mne
-
+    from mmm_eeg.io.readers import open_raw
     from mmm_eeg.topology import montage_positions
 
-    try:
-        raw = mne.io.read_raw(path, preload=False, verbose="error")
-    except Exception as err:  # MNE raises many types for unreadable or unknown files
-        raise UserInputError(
-            f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
-            "Check that it is a complete EEG file in a format MNE reads."
-        ) from err
+    raw = open_raw(path, preload=False)
     montage = raw.get_montage()
     return ChannelInfo(
         path=path,

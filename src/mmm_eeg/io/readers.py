@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,18 +41,23 @@ def read_recording(path: str | Path) -> Recording:
     return _read_mne(path)
 
 
-def _read_mne(path: Path) -> Recording:
+def open_raw(path: Path, preload: bool) -> Any:
+    """``mne.io.read_raw`` with a readable error naming the file."""
     import mne
 
-    from mmm_eeg.topology import montage_positions
-
     try:
-        raw = mne.io.read_raw(path, preload=True, verbose="error")
+        return mne.io.read_raw(path, preload=preload, verbose="error")
     except Exception as err:  # MNE raises many types for damaged or unknown files
         raise UserInputError(
             f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
             "Check that the file is complete and in a format MNE reads."
         ) from err
+
+
+def _read_mne(path: Path) -> Recording:
+    from mmm_eeg.topology import montage_positions
+
+    raw = open_raw(path, preload=True)
     montage = raw.get_montage()
     return Recording(
         data=raw.get_data(),

@@ -24,7 +24,7 @@ from mmm_eeg.train.config import FinetuneConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
 from mmm_eeg.train.init import load_encoder
 from mmm_eeg.train.metrics import classification_metrics
-from mmm_eeg.train.pretrain import _lightning, param_groups, warmup_cosine
+from mmm_eeg.train.pretrain import _lightning, build_trainer, param_groups, warmup_cosine
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
 
@@ -115,7 +115,6 @@ def train_fold(
     """Fit on the fold's training windows, select on validation, score the test windows once."""
     L = _lightning()
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     L.seed_everything(config.seed, workers=True, verbose=False)
     encoder = load_encoder(
@@ -145,24 +144,8 @@ def train_fold(
         save_top_k=1,
         enable_version_counter=False,
     )
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,
-        logger=CSVLogger(folder, name="", version="logs"),
-        callbacks=[
-            selector,
-            EarlyStopping("val_balanced_accuracy", mode="max", patience=config.patience),
-        ],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0,
-    )
+    stopper = EarlyStopping("val_balanced_accuracy", mode="max", patience=config.patience)
+    trainer = build_trainer(config, folder, [selector, stopper], config.epochs)
     trainer.fit(module, datamodule=CorpusDataModule(train, val))
     best = torch.load(selector.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(best)

@@ -133,6 +133,29 @@ class PretrainModule(_lightning().LightningModule):
         }
 
 
+def build_trainer(config: Any, folder: Path, callbacks: list, epochs: int, **extra: Any):
+    """A Lightning Trainer with the run's hardware options, CSV metrics in ``folder/logs``."""
+    L = _lightning()
+    from lightning.pytorch.loggers import CSVLogger
+
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        logger=CSVLogger(folder, name="", version="logs"),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        use_distributed_sampler=False,  # CorpusBatches shards by rank itself
+        num_sanity_val_steps=0,
+        **extra,
+    )
+
+
 def split_recordings(corpus: Corpus, rows: np.ndarray, fraction: float, seed: int):
     """Train and validation windows, split by recording (no recording on both sides)."""
     recordings = corpus.index["recording"].to_numpy()[rows]
@@ -168,7 +191,6 @@ def pretrain(
     """
     L = _lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
@@ -224,21 +246,8 @@ def pretrain(
                 enable_version_counter=False,
             )
         )
-    trainer = L.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,
-        logger=CSVLogger(out, name="", version="logs"),
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        use_distributed_sampler=False,
-        limit_val_batches=1.0 if len(val_rows) else 0,
-        num_sanity_val_steps=0,
+    trainer = build_trainer(
+        config, out, callbacks, config.epochs, limit_val_batches=1.0 if len(val_rows) else 0
     )
     data = CorpusDataModule(train_set, val_set)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)

@@ -1,0 +1,82 @@
+"""The transfer benchmark (--quick, real data) and the demo (synthetic data) end to end."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from mmm_eeg.cli import app
+from mmm_eeg.synthetic import synthetic_signals
+
+runner = CliRunner()
+METHODS = {"de_logreg", "mmm_scratch", "mmm_pool", "mmm_tuh"}
+
+
+def _check_summary(summary, subjects):
+    assert set(summary) == {"mean", "std", "per_subject"}
+    assert set(summary["per_subject"]) == set(subjects)
+    values = list(summary["per_subject"].values())
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert summary["mean"] == np.mean(values)
+
+
+def test_quick_transfer_benchmark_on_real_data(tmp_path, eeg_data, checkpoint_path):
+    out = tmp_path / "bench"
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "transfer",
+            "--data",
+            str(eeg_data),
+            "--out",
+            str(out),
+            "--quick",
+            "--checkpoint",
+            str(checkpoint_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "results.json").read_text())
+    assert set(r) == {"protocol", "methods", "pretraining", "runtime_s"}
+    assert set(r["methods"]) == METHODS
+    tested = r["protocol"]["test_subjects"]
+    assert tested == ["eegmat-24", "eegmat-25"] and len(r["protocol"]["downstream_subjects"]) == 12
+    for name, m in r["methods"].items():
+        _check_summary(m["balanced_accuracy"], tested)
+        assert set(m["missing_channels"]) == {"12", "8", "4", "muse4"}
+        if name != "de_logreg":
+            _check_summary(m["linear_probe"], tested)
+        assert len(m["low_label"]["per_subject"]) == 8  # 12 - 3 train - 1 validation
+    assert r["protocol"]["channel_subsets"]["muse4"] == [
+        ["T7", "FP1", "FP2", "T8"]
+    ]  # TP9 AF7 AF8 TP10
+    p = r["pretraining"]
+    assert p["windows"] > 5000 and p["epochs"] == 3 and p["final_loss"] > 0
+    assert "eegmat-24" not in r["protocol"]["pool"].split("not in")[0]
+    for plot in ("methods.png", "accuracy_vs_channels.png", "pretraining_reconstruction.png"):
+        assert (out / "plots" / plot).is_file()
+    assert "| mmm_tuh |" in (out / "results.md").read_text()
+
+
+def test_synthetic_signals_have_the_class_effect():
+    rng = np.random.default_rng(0)
+    names = ["EEG O1", "EEG Fz"]
+    from mmm_eeg.features import differential_entropy
+
+    rest = differential_entropy(synthetic_signals(names, 250.0, 60, rng), 250.0).mean(0)
+    task = differential_entropy(synthetic_signals(names, 250.0, 60, rng, 0.6, 1.3), 250.0).mean(0)
+    assert task[0, 2] < rest[0, 2] - 0.2  # occipital alpha drops
+    assert task[1, 1] > rest[1, 1] + 0.05  # frontal theta rises
+    assert rest[0, 2] > rest[1, 2]  # alpha is occipital
+
+
+def test_demo_runs_on_synthetic_data_without_the_shared_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMM_EEG_DATA", str(tmp_path / "no_data_here"))
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "SYNTHETIC" in result.output and "| de_logreg |" in result.output
+    r = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert set(r["methods"]) == METHODS - {"mmm_tuh"}  # no checkpoint without the shared folder
+    # the synthetic two-class effect is learnable by the simple baseline
+    assert r["methods"]["de_logreg"]["balanced_accuracy"]["mean"] > 0.7
