@@ -32,11 +32,6 @@ console = Console()
 err_console = Console(stderr=True)
 _state = {"verbose": False}
 
-#: File extensions that mark SOURCE as a path even when the file does not exist.
-_EEG_EXTENSIONS = {
-    ".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".csv", ".mff", ".eeg", ".gz",
-}  # fmt: skip
-
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a UserInputError into one message and exit code 2."""
@@ -509,9 +504,10 @@ def reproduce(
 def _channels_of(source: str) -> tuple[list[str], list[str] | None, dict]:
     """Channel names, types and positions from a file path or a comma-separated list."""
     from mmm_eeg.io import read_channel_info
+    from mmm_eeg.io.sources import EEG_EXTENSIONS
 
     path = Path(source)
-    if path.exists() or (path.suffix.lower() in _EEG_EXTENSIONS and "," not in source):
+    if path.exists() or (path.suffix.lower() in EEG_EXTENSIONS and "," not in source):
         info = read_channel_info(path)
         return list(info.names), list(info.types) if info.types else None, info.positions
     names = [n for n in source.split(",") if n.strip()]

@@ -41,10 +41,72 @@ def read_recording(path: str | Path) -> Recording:
     return _read_mne(path)
 
 
+def check_edf_header(path: str | Path) -> None:
+    """Check that an EDF/BDF file is as long as its header says; raise a clear error if not.
+
+    A file transferred in text mode (every LF byte turned into CRLF), truncated mid-record, or
+    whose header announces more records than it holds would otherwise be read with shifted or
+    missing samples. Header layout (EDF spec): bytes 184-192 header size, 236-244 number of data
+    records (-1: unknown), 252-256 number of signals, then per-signal fields with the samples per
+    record at ``256 + 216 * ns``.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        fixed = f.read(256)
+        if len(fixed) < 256:
+            raise UserInputError(f"{path}: {len(fixed)} bytes, shorter than an EDF header (256).")
+        width = 3 if fixed[:8] == b"\xffBIOSEMI" else 2
+        try:
+            header_bytes = int(fixed[184:192].decode("ascii").strip())
+            n_records = int(fixed[236:244].decode("ascii").strip())
+            n_signals = int(fixed[252:256].decode("ascii").strip())
+        except ValueError as err:
+            raise UserInputError(
+                f"{path}: the EDF header has a non-numeric field ({err}); the file is damaged or "
+                "not EDF. Re-export it from the recording software."
+            ) from err
+        if n_signals <= 0 or header_bytes != 256 * (n_signals + 1):
+            raise UserInputError(
+                f"{path}: the EDF header is inconsistent ({n_signals} signals but a header of "
+                f"{header_bytes} bytes); the file is damaged."
+            )
+        f.seek(256 + 216 * n_signals)
+        fields = f.read(8 * n_signals)
+    try:
+        samples = [int(fields[8 * i : 8 * i + 8].decode("ascii").strip()) for i in range(n_signals)]
+    except ValueError as err:
+        raise UserInputError(
+            f"{path}: unreadable samples-per-record field in the header ({err})."
+        ) from err
+    if n_records < 0:  # "-1": still being recorded; nothing to compare
+        return
+    expected = header_bytes + n_records * sum(samples) * width
+    actual = path.stat().st_size
+    if actual != expected:
+        record = sum(samples) * width
+        if actual > expected:
+            hint = (
+                "longer than its header says: typical of a text-mode transfer that turned every "
+                "LF byte into CRLF (FTP ASCII mode, git without a binary attribute). Re-copy it "
+                "in binary mode."
+            )
+        else:
+            hint = (
+                f"shorter than its header says ({(actual - header_bytes) / record:.2f} of "
+                f"{n_records} records present): truncated or incompletely copied. Re-copy it."
+            )
+        raise UserInputError(
+            f"{path}: {actual} bytes but the header announces {expected} ({n_records} records "
+            f"of {record} bytes); the file is {hint}"
+        )
+
+
 def open_raw(path: Path, preload: bool) -> Any:
-    """``mne.io.read_raw`` with a readable error naming the file."""
+    """``mne.io.read_raw`` with a readable error naming the file (EDF/BDF sizes checked first)."""
     import mne
 
+    if path.suffix.lower() in (".edf", ".bdf"):
+        check_edf_header(path)
     try:
         return mne.io.read_raw(path, preload=preload, verbose="error")
     except Exception as err:  # MNE raises many types for damaged or unknown files
