@@ -323,3 +323,32 @@ def test_reproduce_on_the_official_seed_layout(tmp_path):
     assert summary["accuracy"]["mean"] > 0.6
     text = (tmp_path / "out" / "reproduce.md").read_text()
     assert "94.59" in text and "de_LDS" in text
+
+
+def test_finetune_killed_then_resumed_matches_uninterrupted(corpus_path, tmp_path):
+    args = ["finetune", corpus_path, "--protocol", "subject-kfold", "--k", "3", "--epochs", "3",
+            "--dim", "16", "--depth", "1", "--select", "dataset == eegmat"]  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text("heads: 2\n")
+    args += ["--config", tmp_path / "cfg.yaml"]
+    full = subprocess.run(_cli(*args, "--out", tmp_path / "full"), capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr[-2000:]
+    proc = subprocess.Popen(_cli(*args, "--out", tmp_path / "killed"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if list((tmp_path / "killed" / "folds").glob("*/metrics.json")):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists(), "finished before the kill"
+    refused = subprocess.run(
+        _cli(*args, "--out", tmp_path / "killed"), capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = subprocess.run(_cli(*args, "--out", tmp_path / "killed", "--resume"),
+                             capture_output=True, text=True)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.loads((tmp_path / "full" / "summary.json").read_text())
+    b = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert a["per_subject_balanced_accuracy"] == b["per_subject_balanced_accuracy"]

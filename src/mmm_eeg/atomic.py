@@ -24,3 +24,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output_folder(root: str | Path) -> Path:
+    """Refuse an output folder containing a symbolic link that leads outside it.
+
+    Jobs write many files below their output folder (and Lightning writes checkpoints and logs
+    there); a link planted inside it (``plots -> /etc``) would redirect those writes. Checked
+    once at the start of every job.
+    """
+    from mmm_eeg.errors import UserInputError
+
+    root = Path(root)
+    if root.is_symlink():
+        return root  # the user's own choice of where the folder lives
+    if not root.exists():
+        return root
+    top = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(top):
+                raise UserInputError(
+                    f"Refusing to write into {root}: {entry} is a symbolic link to "
+                    f"{os.readlink(entry)}, outside the folder. Remove the link or choose another "
+                    "output folder."
+                )
+    return root

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmm_eeg.atomic import atomic_path
+from mmm_eeg.atomic import atomic_path, check_output_folder
 from mmm_eeg.build import build_corpus
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
@@ -116,7 +116,7 @@ def run_transfer_benchmark(
         The content of ``results.json``.
     """
     started = time.perf_counter()
-    data, out = Path(data), Path(out)
+    data, out = Path(data), check_output_folder(Path(out))
     checkpoint = Path(checkpoint or data.parent / "checkpoints" / "tuh_pretrained_encoder_base.pt")
     if not checkpoint.is_file():
         logger.warning("No TUH checkpoint at %s: the mmm_tuh method is skipped.", checkpoint)

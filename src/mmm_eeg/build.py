@@ -7,6 +7,7 @@ resumes it. A file that fails is skipped and reported with its reason; the rest 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mmm_eeg.atomic import atomic_path
+from mmm_eeg.atomic import atomic_path, check_output_folder
 from mmm_eeg.corpus import CorpusWriter
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.sources import Skipped, SourceFile
@@ -89,6 +90,7 @@ def build_corpus(
     workers: int = 1,
     skipped: Sequence[Skipped] = (),
     on_progress: Callable[[int, int, str], None] | None = None,
+    commit_windows: int = 65536,
 ) -> dict[str, Any]:
     """Preprocess sources into the corpus at ``out``; return (and save) the run's report.
 
@@ -110,6 +112,8 @@ def build_corpus(
         Inputs already rejected during discovery, to include in the report.
     on_progress : callable | None
         Called as ``on_progress(done, total, name)`` after each file.
+    commit_windows : int
+        Commit (make durable and visible) once this many windows are pending.
 
     Returns
     -------
@@ -118,8 +122,15 @@ def build_corpus(
     """
     topology = topology or UnifiedTopology.default()
     config = config or PreprocessConfig()
+    check_output_folder(out)
     started = time.perf_counter()
-    writer = CorpusWriter(out, topology, config, dtype=dtype)  # type: ignore[arg-type]
+    writer = CorpusWriter(
+        out,
+        topology,
+        config,
+        dtype=dtype,
+        commit_windows=commit_windows,  # type: ignore[arg-type]
+    )
     todo = [s for s in sources if not _finished(s, writer.done)]
     report: dict[str, Any] = {
         "sources": len(sources),
@@ -144,8 +155,13 @@ def build_corpus(
                 report["absent_channels"].update(windows.absent_channels.values())
             if on_progress is not None:
                 on_progress(done, len(todo), source.path.name)
-    finally:
-        writer.close()
+    except BaseException:
+        # Interrupted (Ctrl-C, disk full): commit the complete recordings if the disk allows
+        # (a commit is atomic either way), then report the interruption.
+        with contextlib.suppress(OSError):
+            writer.close()
+        raise
+    writer.close()
     hop = config.step or config.window
     report.update(
         corpus_windows=writer.meta["n_windows"],

@@ -6,6 +6,7 @@ code 2; ``--verbose`` shows the traceback as well.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -31,6 +32,8 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 _state = {"verbose": False}
+#: errno values of a full disk, a file-size limit and an exhausted quota.
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,6 +48,19 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 err_console.print_exception()
             err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as err:
+            if err.errno not in _DISK_FULL:
+                raise
+            if _state["verbose"]:
+                err_console.print_exception()
+            err_console.print(
+                f"[bold red]Error:[/] no space left while writing {err.filename or 'output'} "
+                f"({err.strerror}). Free some space and rerun the same command: finished work "
+                "is kept and the rest resumes.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -254,6 +270,9 @@ def preprocess(
     lds: Annotated[
         bool, typer.Option(help="LDS-smooth DE within label runs (leakage risk).")
     ] = False,
+    commit_every: Annotated[
+        int, typer.Option(help="Windows per commit (what a killed run keeps).")
+    ] = 65536,
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -283,6 +302,7 @@ def preprocess(
         task = progress.add_task("preprocessing", total=len(sources))
         report = build_corpus(
             sources, out, config=config, dtype=dtype, workers=workers, skipped=skipped,
+            commit_windows=commit_every,
             on_progress=lambda done, total, name: progress.update(
                 task, completed=done, total=total, description=name[:40]
             ),
@@ -425,17 +445,18 @@ def finetune(
     dim: Annotated[int | None, typer.Option(help="Width of a scratch encoder.")] = None,
     depth: Annotated[int | None, typer.Option(help="Depth of a scratch encoder.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    resume: Annotated[bool, typer.Option(help="Reuse the finished folds in --out.")] = False,
 ) -> None:
     """Fine-tune (or linear-probe) a classifier under an evaluation protocol."""
     overrides = dict(locals())  # first statement: the options as given
-    for key in ("corpus", "out", "config"):
+    for key in ("corpus", "out", "config", "resume"):
         overrides.pop(key)
     from mmm_eeg.train.config import FinetuneConfig, resolve_config
     from mmm_eeg.train.finetune import finetune as run
 
     if test_subjects is not None:
         overrides["test_subjects"] = [s.strip() for s in test_subjects.split(",") if s.strip()]
-    summary = run(corpus, out, resolve_config(FinetuneConfig, config, overrides))
+    summary = run(corpus, out, resolve_config(FinetuneConfig, config, overrides), resume=resume)
     b = summary["balanced_accuracy"]
     console.print(
         f"{len(summary['folds'])} fold(s); balanced accuracy {b['mean']:.3f} ± {b['std']:.3f}. "

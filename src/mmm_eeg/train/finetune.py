@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
-from mmm_eeg.atomic import atomic_path
+from mmm_eeg.atomic import atomic_path, check_output_folder
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MMMClassifier
@@ -171,10 +173,16 @@ def train_fold(
     return result
 
 
-def finetune(corpus_path: str | Path, out: str | Path, config: FinetuneConfig) -> dict[str, Any]:
-    """Run a protocol; returns (and writes) the summary."""
+def finetune(
+    corpus_path: str | Path, out: str | Path, config: FinetuneConfig, resume: bool = False
+) -> dict[str, Any]:
+    """Run a protocol; returns (and writes) the summary.
+
+    ``resume=True`` reuses the folds already finished in ``out`` (their ``metrics.json``) and
+    trains the others; a fold interrupted mid-way is retrained from its start (same seed).
+    """
     corpus = Corpus(corpus_path)
-    out = Path(out)
+    out = check_output_folder(Path(out))
     rows = select_windows(corpus.index, config.select)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
     if len(rows) == 0:
@@ -189,9 +197,21 @@ def finetune(corpus_path: str | Path, out: str | Path, config: FinetuneConfig) -
         config.val_subjects,
         config.seed,
     )
+    if (out / "config.yaml").is_file() and not resume:
+        raise UserInputError(f"{out} already holds results; pass --resume to continue them.")
+    if resume and (out / "config.yaml").is_file():
+        previous = yaml.safe_load((out / "config.yaml").read_text())
+        if previous != asdict(config):
+            raise UserInputError(f"--resume: {out} was run with other options; use a new --out.")
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "config.yaml")
-    results = [train_fold(corpus, fold, targets, names, config, out) for fold in folds]
+    results = []
+    for fold in folds:
+        done = out / "folds" / fold.name / "metrics.json"
+        if resume and done.is_file():
+            results.append(json.loads(done.read_text()))
+        else:
+            results.append(train_fold(corpus, fold, targets, names, config, out))
     summary = summarize(results, names, config)
     _write_json(out / "summary.json", summary)
     with atomic_path(out / "summary.md") as tmp:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmm_eeg.atomic import check_output_folder
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MaskSchedule, MMMAutoencoder, random_mask
@@ -192,7 +193,7 @@ def pretrain(
     L = _lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    out = Path(out)
+    out = check_output_folder(Path(out))
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise UserInputError(f"--resume: {last} does not exist; start the run without --resume.")

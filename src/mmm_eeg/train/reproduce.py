@@ -56,10 +56,14 @@ def reproduce(
     ]
     build_corpus(sources, out / "corpus")
     config = replace(config, protocol=dataset)
-    runs = {"scratch": finetune(out / "corpus", out / "scratch", replace(config, init="scratch"))}
+    runs = {
+        "scratch": finetune(
+            out / "corpus", out / "scratch", replace(config, init="scratch"), resume=True
+        )
+    }
     if pretrained:
         runs["pretrained"] = finetune(
-            out / "corpus", out / "pretrained", replace(config, init=pretrained)
+            out / "corpus", out / "pretrained", replace(config, init=pretrained), resume=True
         )
     rows = ["| model | ours: accuracy (%) | paper (%) |", "|---|---|---|"]
     for name, summary in runs.items():
