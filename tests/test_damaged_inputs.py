@@ -99,3 +99,20 @@ def test_nan_inf_and_flat_channels_in_a_real_recording(eegmat_file):
     assert w.absent_channels == {"EEG F3": "flat signal in most windows"}
     assert w.dropped == {"non-finite samples": 2} and len(w) == 60
     assert np.isfinite(w.features).all()
+
+
+def test_duplicate_channel_names_keep_the_first(tmp_path, edf_bytes):
+    from mmm_eeg import UnifiedTopology
+
+    header = bytearray(edf_bytes)
+    n = int(header[252:256].decode().strip())
+    labels = [header[256 + 16 * i : 256 + 16 * (i + 1)].decode().strip() for i in range(n)]
+    header[256 + 16 : 256 + 32] = f"{labels[0]:<16}".encode()  # channel 2 renamed like channel 1
+    path = _write(tmp_path, "dup.edf", bytes(header))
+    rec = read_recording(path)
+    assert rec.ch_names[:2] == ["EEG Fp1-0", "EEG Fp1-1"]  # MNE's renaming
+    mapping = UnifiedTopology.default().map_channels(rec.ch_names, types=rec.ch_types)
+    first, second = mapping.channels[:2]
+    assert first.node_name == "FP1" and first.method == "name"
+    assert second.node is None and second.reason == "node FP1 is already fed by 'EEG Fp1-0'"
+    assert "FP2" not in {c.node_name for c in mapping.channels}  # the renamed Fp2 is gone

@@ -131,7 +131,8 @@ def parse_channel_name(name: str) -> ParsedName:
     parts = [p.strip() for p in re.split(r"\s*-\s*", text) if p.strip()]
     if len(parts) == 2 and parts[0] in REFERENCE_ELECTRODES:
         return ParsedName(name, "reference", detail=f"reference derivation {'-'.join(parts)}")
-    if len(parts) == 2 and parts[1] in REFERENCE_SUFFIXES:
+    if len(parts) == 2 and (parts[1] in REFERENCE_SUFFIXES or parts[1].isdigit()):
+        # "-REF"-style reference suffixes, and "-0"/"-1": MNE's renaming of duplicate names
         parts = parts[:1]
     if len(parts) == 1:
         electrode, aliased = resolve_alias(parts[0])
