@@ -51,8 +51,11 @@ def test_reader_errors(tmp_path):
     with pytest.raises(UserInputError, match=r"empty\.edf: the file is empty"):
         read_recording(tmp_path / "empty.edf")
     (tmp_path / "notes.edf").write_text("these are not EEG samples\n" * 20)
-    with pytest.raises(UserInputError, match=r"notes\.edf: MNE-Python cannot read"):
+    with pytest.raises(UserInputError, match=r"notes\.edf: the EDF header has a non-numeric"):
         read_recording(tmp_path / "notes.edf")
+    (tmp_path / "notes.gdf").write_text("these are not EEG samples\n" * 20)
+    with pytest.raises(UserInputError, match=r"notes\.gdf: MNE-Python cannot read"):
+        read_recording(tmp_path / "notes.gdf")
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
     with pytest.raises(UserInputError, match="no 'timestamps' column"):
         read_recording(tmp_path / "table.csv")
