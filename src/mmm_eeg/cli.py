@@ -387,6 +387,9 @@ def pretrain(
     precision: Annotated[str | None, typer.Option(help="32 or bf16-mixed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints/last.ckpt.")] = False,
     seed: Annotated[int | None, typer.Option()] = None,
+    normalize: Annotated[
+        str | None, typer.Option(help="recording, subject or none (per band, on read).")
+    ] = None,
 ) -> None:
     """Pretrain the MMM autoencoder on a corpus (Lightning: CPU, GPU, DDP)."""
     overrides = dict(locals())  # first statement: the options as given
@@ -445,6 +448,13 @@ def finetune(
     dim: Annotated[int | None, typer.Option(help="Width of a scratch encoder.")] = None,
     depth: Annotated[int | None, typer.Option(help="Depth of a scratch encoder.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    normalize: Annotated[
+        str | None, typer.Option(help="recording, subject or none (per band, on read).")
+    ] = None,
+    channel_dropout: Annotated[
+        float | None,
+        typer.Option(help="Probability that a training window loses a random set of channels."),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse the finished folds in --out.")] = False,
 ) -> None:
     """Fine-tune (or linear-probe) a classifier under an evaluation protocol."""

@@ -3,7 +3,7 @@
 from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import MMMEncoder
-from mmm_eeg.model.masking import MaskSchedule, random_mask, regional_mask
+from mmm_eeg.model.masking import MaskSchedule, channel_dropout, random_mask, regional_mask
 from mmm_eeg.model.physiopro import checkpoint_filter_fn, to_physiopro_state_dict
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MMMClassifier",
     "MMMEncoder",
     "MaskSchedule",
+    "channel_dropout",
     "checkpoint_filter_fn",
     "random_mask",
     "regional_mask",

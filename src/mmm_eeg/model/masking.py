@@ -1,4 +1,4 @@
-"""Masking for pretraining: global random and regional, over present nodes, per sample.
+"""Masking for pretraining (global random, regional) and channel dropout for fine-tuning.
 
 Counts are ``round(ratio * n)`` clamped to ``[1, n - 1]`` so that something is hidden and
 something stays visible. Edge cases: a sample with one present node has nothing masked (there
@@ -105,6 +105,48 @@ def regional_mask(
     if single.any():
         masked[single] = random_mask(present[single], 0.5, generator)
     return masked
+
+
+def channel_dropout(
+    present: torch.Tensor,
+    p: float,
+    min_keep: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Augmentation for fine-tuning: with probability ``p`` a sample loses some of its nodes.
+
+    A selected sample keeps ``k`` of its ``n`` present nodes, ``k`` drawn uniformly from
+    ``[min(min_keep, n), n]``, the kept nodes uniformly at random; so the classifier sees every
+    montage size from ``min_keep`` nodes to the full one.
+
+    Parameters
+    ----------
+    present : Tensor of bool, shape (batch, n_nodes)
+        Nodes each sample has.
+    p : float
+        Probability that a sample is thinned, in [0, 1].
+    min_keep : int
+        Fewest nodes a thinned sample keeps (>= 1).
+    generator : torch.Generator | None
+        Source of randomness (CPU), for reproducibility.
+
+    Returns
+    -------
+    Tensor of bool, shape (batch, n_nodes)
+        The nodes each sample keeps (a subset of ``present``).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}.")
+    if min_keep < 1:
+        raise ValueError(f"min_keep must be >= 1, got {min_keep}.")
+    present = _check_present(present)
+    n = present.sum(1)
+    low = n.clamp(max=min_keep)
+    draw = torch.rand(len(n), generator=generator, dtype=torch.float64)
+    keep = low + (draw * (n - low + 1).to(torch.float64)).floor().to(torch.long).cpu()
+    thinned = torch.rand(len(n), generator=generator) < p
+    keep = torch.where(thinned, keep.to(n.device), n)
+    return _pick(present, keep, generator)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,12 @@ class TrainerConfig:
     select: str | None = None
     normalize: str = "recording"
 
+    def __post_init__(self) -> None:
+        if self.normalize not in ("recording", "subject", "none"):
+            raise UserInputError(
+                f"normalize must be recording, subject or none; got {self.normalize!r}."
+            )
+
 
 @dataclass
 class PretrainConfig(TrainerConfig):
@@ -76,6 +82,21 @@ class FinetuneConfig(TrainerConfig):
     depth: int = 6
     heads: int = 8
     absent: str = "exclude"
+    # Augmentation: a training window loses a random subset of its nodes with this probability,
+    # keeping at least channel_dropout_min, so the model learns to work with fewer electrodes.
+    channel_dropout: float = 0.0
+    channel_dropout_min: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.channel_dropout <= 1.0:
+            raise UserInputError(
+                f"channel_dropout must be a probability in [0, 1]; got {self.channel_dropout}."
+            )
+        if self.channel_dropout_min < 1:
+            raise UserInputError(
+                f"channel_dropout_min must be >= 1; got {self.channel_dropout_min}."
+            )
 
 
 def resolve_config(cls: type[T], file: str | Path | None, overrides: dict[str, Any]) -> T:

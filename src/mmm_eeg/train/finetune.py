@@ -21,12 +21,18 @@ from torch import nn
 from mmm_eeg.atomic import atomic_path, check_output_folder
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.model import MMMClassifier
+from mmm_eeg.model import MMMClassifier, channel_dropout
 from mmm_eeg.train.config import FinetuneConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
 from mmm_eeg.train.init import load_encoder
 from mmm_eeg.train.metrics import classification_metrics
-from mmm_eeg.train.pretrain import _lightning, build_trainer, param_groups, warmup_cosine
+from mmm_eeg.train.pretrain import (
+    _lightning,
+    batch_generator,
+    build_trainer,
+    param_groups,
+    warmup_cosine,
+)
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
 
@@ -44,6 +50,14 @@ class FinetuneModule(_lightning().LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, present, y = batch
+        if self.config.channel_dropout > 0:
+            generator = batch_generator(
+                self.config.seed, 0, self.current_epoch, batch_idx, self.global_rank
+            )
+            keep = channel_dropout(
+                present.cpu(), self.config.channel_dropout, self.config.channel_dropout_min, generator
+            ).to(present.device)
+            x, present = x * keep[..., None], keep
         loss = self.loss_fn(self.classifier(x, present), y)
         self.log("train_loss", loss, prog_bar=True)
         return loss

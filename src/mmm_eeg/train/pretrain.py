@@ -62,6 +62,12 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scales: dict[str, flo
     return [{"params": ps, "weight_decay": d, "lr_scale": s} for (d, s), ps in groups.items()]
 
 
+def batch_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from ``keys`` (seed, stage, epoch, batch, rank): the same batch
+    draws the same random numbers after a resume, whatever ran before it."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(keys).generate_state(1)[0]))
+
+
 class PretrainModule(_lightning().LightningModule):
     """Lightning wrapper of :class:`MMMAutoencoder` with the multi-stage mask schedule."""
 
@@ -81,8 +87,7 @@ class PretrainModule(_lightning().LightningModule):
 
     def _generator(self, stage: int, batch_idx: int) -> torch.Generator:
         epoch = self.current_epoch if stage == 0 else 0
-        seed = [self.config.seed, stage, epoch, batch_idx, self.global_rank]
-        return torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        return batch_generator(self.config.seed, stage, epoch, batch_idx, self.global_rank)
 
     def training_step(self, batch, batch_idx):
         x, present, _ = batch
