@@ -40,7 +40,9 @@ def test_old_names_resolve_to_10_05(raw, new):
 @pytest.mark.parametrize(
     "raw",
     ["ECG ECG", "EKG", "EOG left", "HEOG", "EMG chin", "STI 014", "Status", "Right AUX",
-     "EDF Annotations", "Marker0", "TRIGGER", "Resp", "SpO2", "Photic"],
+     "EDF Annotations", "Marker0", "TRIGGER", "Resp", "SpO2", "Photic",
+     # TUH spells its auxiliary channels like electrodes against a reference
+     "EEG EKG1-REF", "PHOTIC-REF", "EMG-REF", "EEG LOC-REF", "EEG ROC-LE"],
 )  # fmt: skip
 def test_non_eeg_channels(raw):
     assert parse_channel_name(raw).kind == "non-eeg"

@@ -134,6 +134,8 @@ def parse_channel_name(name: str) -> ParsedName:
     if len(parts) == 2 and (parts[1] in REFERENCE_SUFFIXES or parts[1].isdigit()):
         # "-REF"-style reference suffixes, and "-0"/"-1": MNE's renaming of duplicate names
         parts = parts[:1]
+        if _NON_EEG.match(parts[0]):  # TUH's "EEG EKG1-REF", "PHOTIC-REF", "EMG-REF"
+            return ParsedName(name, "non-eeg", detail=f"non-EEG channel name '{parts[0]}'")
     if len(parts) == 1:
         electrode, aliased = resolve_alias(parts[0])
         if electrode in REFERENCE_ELECTRODES:

@@ -273,26 +273,37 @@ def preprocess(
     commit_every: Annotated[
         int, typer.Option(help="Windows per commit (what a killed run keeps).")
     ] = 65536,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: only the I-th of N deterministic slices of the inputs."),
+    ] = None,
+    bipolar: Annotated[
+        str, typer.Option(help="Bipolar derivations (FP1-F7): exclude, or midpoint.")
+    ] = "exclude",
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from mmm_eeg.build import build_corpus
-    from mmm_eeg.io.sources import discover_sources
+    from mmm_eeg.io.sources import discover_sources, shard_sources
     from mmm_eeg.preprocess import PreprocessConfig
 
     for option, value, allowed in (
         ("--method", method, ("fft", "filter")),
         ("--reference", reference, ("none", "average")),
         ("--dtype", dtype, ("float32", "float16")),
+        ("--bipolar", bipolar, ("exclude", "midpoint")),
     ):
         if value not in allowed:
             raise UserInputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
     config = PreprocessConfig(
         window=window, step=step, method=method, resample=resample,  # type: ignore[arg-type]
         reference=reference, max_amplitude_uv=max_amplitude, lds=lds,  # type: ignore[arg-type]
+        bipolar=bipolar,  # type: ignore[arg-type]
     )  # fmt: skip
     sources, skipped = discover_sources([*inputs, *([manifest] if manifest else [])], events)
+    if shard is not None:
+        sources = shard_sources(sources, shard)
     if not sources:
         raise UserInputError("No EEG files found in the inputs. Give files, folders or a manifest.")
     with Progress(
@@ -325,7 +336,7 @@ def preprocess(
         raise UserInputError("No window could be extracted from any input; see the reasons above.")
 
 
-corpus_app = typer.Typer(help="Inspect a feature corpus.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Inspect or merge feature corpora.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
 
@@ -356,6 +367,28 @@ def corpus_info(
         table.add_row(name, str(d["windows"]), str(d["recordings"]), str(d["subjects"]),
                       str(d["mean_present_nodes"]), labels)  # fmt: skip
     console.print(table)
+
+
+@corpus_app.command("merge")
+@_user_errors
+def corpus_merge(
+    parts: Annotated[list[Path], typer.Argument(help="Corpus folders (e.g. one per --shard).")],
+    out: Annotated[Path, typer.Option("--out", help="The merged corpus (a new folder).")],
+    copy: Annotated[
+        bool, typer.Option(help="Copy the feature stores instead of hard-linking them.")
+    ] = False,
+) -> None:
+    """Merge corpora built with the same settings into one (features linked, not copied)."""
+    from mmm_eeg.merge import merge_corpora
+
+    result = merge_corpora(parts, out, copy=copy)
+    mb = 1024**2
+    console.print(
+        f"Merged {result['parts']} corpora into {out}: {result['recordings']} recordings, "
+        f"{result['windows']} windows; features hard-linked {result['linked_bytes'] / mb:.1f} MB,"
+        f" copied {result['copied_bytes'] / mb:.1f} MB.",
+        highlight=False,
+    )
 
 
 @app.command()

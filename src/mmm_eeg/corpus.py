@@ -71,6 +71,18 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _canonical(preprocessing: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Stored preprocessing settings with the defaults of fields added since it was written."""
+    if preprocessing is None:
+        return None
+    return PreprocessConfig.from_dict(preprocessing).to_dict()
+
+
+def stores(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The zarr stores of a corpus and the committed windows of each, in row order."""
+    return meta.get("stores") or [{"path": "data.zarr", "n_windows": meta["n_windows"]}]
+
+
 def _write_json(path: Path, value: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, indent=2, default=str))
@@ -118,7 +130,13 @@ class CorpusWriter:
         }
         if (self.path / "corpus.json").exists():
             self.meta = _read_meta(self.path)
-            different = [k for k, v in settings.items() if self.meta.get(k) != v]
+            if "stores" in self.meta:
+                raise UserInputError(
+                    f"{self.path} is a merged corpus, which is read-only; preprocess the new "
+                    "recordings into a corpus of their own and merge again (mmm-eeg corpus merge)."
+                )
+            stored = {**self.meta, "preprocessing": _canonical(self.meta.get("preprocessing"))}
+            different = [k for k, v in settings.items() if stored.get(k) != v]
             if different:
                 raise UserInputError(
                     f"{self.path} was built with other {', '.join(different)}; write to a new "
@@ -260,38 +278,75 @@ def _band_stats(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
 
 
 class CommittedArray:
-    """Read-only view of the committed rows of a zarr array (first axis limited to ``n``)."""
+    """Read-only view of the committed rows of one or more zarr arrays, stacked on axis 0.
 
-    def __init__(self, array: Any, n: int) -> None:
-        self._array, self._n = array, n
+    A corpus built in one run has one store; a merged corpus (:func:`merge_corpora`) stacks
+    the stores of its parts, each limited to the windows its part committed.
+    """
+
+    def __init__(self, arrays: Sequence[Any], counts: Sequence[int]) -> None:
+        self._arrays, self._counts = list(arrays), [int(n) for n in counts]
+        self._starts = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64)
+        self._n = int(self._starts[-1])
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self._n, *self._array.shape[1:])
+        return (self._n, *self._arrays[0].shape[1:])
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self._array.dtype)
+        return np.dtype(self._arrays[0].dtype)
 
     def __len__(self) -> int:
         return self._n
 
+    def blocks(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` spans of the rows, one per stored chunk (the unit of decoding)."""
+        spans = []
+        for array, start, n in zip(self._arrays, self._starts, self._counts, strict=False):
+            chunk = array.chunks[0]
+            spans += [(int(start + a), int(start + min(a + chunk, n))) for a in range(0, n, chunk)]
+        return spans
+
     def __getitem__(self, key: Any) -> np.ndarray:
-        first = key[0] if isinstance(key, tuple) else key
+        first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         if isinstance(first, slice):
-            first = slice(*first.indices(self._n))
-            key = (first, *key[1:]) if isinstance(key, tuple) else first
+            rows = np.arange(*first.indices(self._n))
+            if first.step in (None, 1):
+                return self._read_span(int(rows[0]) if len(rows) else 0, len(rows), rest)
         else:
             rows = np.asarray(first)
             rows = np.where(rows < 0, rows + self._n, rows)
             if rows.size and (rows.min() < 0 or rows.max() >= self._n):
                 raise IndexError(f"window index out of range for a corpus of {self._n} windows")
-            if rows.ndim == 1:
-                return self._array.get_orthogonal_selection(
-                    (rows, *(key[1:] if isinstance(key, tuple) else ()))
-                )
-            key = (int(rows), *key[1:]) if isinstance(key, tuple) else int(rows)
-        return np.asarray(self._array[key])
+            if rows.ndim == 0:
+                return self._read_rows(rows[None], rest)[0]
+        return self._read_rows(rows, rest)
+
+    def _read_span(self, start: int, length: int, rest: tuple) -> np.ndarray:
+        parts = []
+        for a, array, n in zip(self._starts, self._arrays, self._counts, strict=False):
+            lo, hi = max(start, a), min(start + length, a + n)
+            if lo < hi:
+                parts.append(np.asarray(array[(slice(lo - a, hi - a), *rest)]))
+        if not parts:
+            return np.asarray(self._arrays[0][(slice(0, 0), *rest)])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _read_rows(self, rows: np.ndarray, rest: tuple) -> np.ndarray:
+        member = np.searchsorted(self._starts, rows, side="right") - 1
+        if len(self._arrays) == 1 or (len(rows) and (member == member[0]).all()):
+            m = int(member[0]) if len(rows) else 0
+            local = rows - self._starts[m]
+            return self._arrays[m].get_orthogonal_selection((local, *rest))
+        out = None
+        for m in np.unique(member):
+            mine = np.flatnonzero(member == m)
+            values = self._arrays[m].get_orthogonal_selection((rows[mine] - self._starts[m], *rest))
+            if out is None:
+                out = np.empty((len(rows), *values.shape[1:]), dtype=values.dtype)
+            out[mine] = values
+        return out
 
 
 class Corpus:
@@ -317,21 +372,26 @@ class Corpus:
         self.meta = _read_meta(self.path)
         self.topology = UnifiedTopology.from_config(self.meta["topology"])
         self.config = PreprocessConfig.from_dict(self.meta["preprocessing"])
-        n = self.meta["n_windows"]
-        try:
-            group = zarr.open_group(self.path / "data.zarr", mode="r")
-            features, present = group["features"], group["present"]
-        except Exception as err:  # zarr raises several types for missing or damaged stores
-            raise CorpusFormatError(
-                f"{self.path}: the data.zarr store is damaged ({err})."
-            ) from err
-        if features.shape[0] < n or present.shape[0] < n:
-            raise CorpusFormatError(
-                f"{self.path}: corpus.json promises {n} windows but data.zarr holds "
-                f"{features.shape[0]}; the corpus is damaged. Rebuild it."
-            )
-        self.features = CommittedArray(features, n)
-        self.present = CommittedArray(present, n)
+        features, present, counts = [], [], []
+        for store in stores(self.meta):
+            try:
+                group = zarr.open_group(self.path / store["path"], mode="r")
+                features.append(group["features"])
+                present.append(group["present"])
+            except Exception as err:  # zarr raises several types for missing or damaged stores
+                raise CorpusFormatError(
+                    f"{self.path}: the {store['path']} store is damaged or missing ({err})."
+                ) from err
+            n = store["n_windows"]
+            if features[-1].shape[0] < n or present[-1].shape[0] < n:
+                raise CorpusFormatError(
+                    f"{self.path}: corpus.json promises {n} windows in {store['path']} but it "
+                    f"holds {min(features[-1].shape[0], present[-1].shape[0])}; the corpus is "
+                    "damaged. Rebuild it."
+                )
+            counts.append(n)
+        self.features = CommittedArray(features, counts)
+        self.present = CommittedArray(present, counts)
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -457,25 +517,26 @@ class Corpus:
         size; without ``shuffle`` the windows come in corpus order.
         """
         rng = np.random.default_rng(seed)
-        n, chunk = len(self), self.features._array.chunks[0]
+        n, blocks = len(self), np.array(self.features.blocks(), dtype=np.int64).reshape(-1, 2)
         if indices is None:
-            chunk_ids = np.arange(-(-n // chunk))
+            chunk_ids = np.arange(len(blocks))
             members: dict[int, np.ndarray] | None = None
         else:
             wanted = np.unique(np.asarray(indices, dtype=np.int64))
             if len(wanted) and (wanted[0] < 0 or wanted[-1] >= n):
                 raise IndexError(f"window index out of range for a corpus of {n} windows")
-            chunk_ids, first = np.unique(wanted // chunk, return_index=True)
+            block_of = np.searchsorted(blocks[:, 0], wanted, side="right") - 1
+            chunk_ids, first = np.unique(block_of, return_index=True)
             members = dict(zip(chunk_ids.tolist(), np.split(wanted, first[1:]), strict=True))
         order = rng.permutation(chunk_ids) if shuffle else chunk_ids
         carry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         for p in range(0, len(order), pool_chunks):
             parts = [] if carry is None else [carry]
             for c in np.sort(order[p : p + pool_chunks]):
-                c0, c1 = int(c) * chunk, min((int(c) + 1) * chunk, n)
+                c0, c1 = (int(v) for v in blocks[c])
                 rows = np.arange(c0, c1) if members is None else members[int(c)]
-                x = self.features._array[c0:c1][rows - c0]
-                present = self.present._array[c0:c1][rows - c0]
+                x = self.features[c0:c1][rows - c0]
+                present = self.present[c0:c1][rows - c0]
                 parts.append((self._normalize(x, present, rows, normalize), present, rows))
             x, present, rows = (np.concatenate(k) for k in zip(*parts, strict=True))
             parts.clear()

@@ -58,6 +58,9 @@ class PreprocessConfig:
         LDS smoothing of DE within runs of one label (see :func:`mmm_eeg.features.lds_smooth`).
     tolerance_mm : float
         Position-matching tolerance of the channel mapping.
+    bipolar : {"exclude", "midpoint"}
+        Bipolar derivations (TUH's TCP montage ``FP1-F7``): left out, or each fed to the node
+        nearest the midpoint of its two electrodes.
     """
 
     window: float = 1.0
@@ -71,8 +74,11 @@ class PreprocessConfig:
     bad_channel_fraction: float = 0.5
     lds: bool = False
     tolerance_mm: float = 40.0
+    bipolar: Literal["exclude", "midpoint"] = "exclude"
 
     def __post_init__(self) -> None:
+        if self.bipolar not in ("exclude", "midpoint"):
+            raise ValueError(f"bipolar must be 'exclude' or 'midpoint', got {self.bipolar!r}.")
         if self.reference not in ("none", "average"):
             raise ValueError(f"reference must be 'none' or 'average', got {self.reference!r}.")
         if self.method not in ("fft", "filter"):
@@ -89,7 +95,7 @@ class PreprocessConfig:
         """Inverse of :meth:`to_dict`."""
         values = dict(values)
         values["bands"] = tuple(tuple(b) for b in values["bands"])
-        return cls(**values)
+        return cls(**values)  # fields added later take their defaults
 
 
 @dataclass
@@ -159,6 +165,7 @@ def extract_windows(
         types=recording.ch_types,
         tolerance_mm=config.tolerance_mm,
         on_unknown="drop",
+        bipolar=config.bipolar,
     )
     nodes = np.flatnonzero(mapping.present)
     data = recording.data[mapping.source[nodes]]

@@ -588,10 +588,16 @@ class UnifiedTopology:
         source.setflags(write=False)
         mapping = ChannelMapping(self, tuple(matches), tuple(excluded), source)
         if not mapping.n_present:
+            bipolars = [e.name for e in excluded if e.reason.startswith("bipolar derivation")]
+            hint = (
+                f"The channels are bipolar derivations ({', '.join(bipolars[:3])}, ...): map them "
+                "with bipolar='midpoint' (--bipolar midpoint)."
+                if bipolars
+                else "Check the channel names or give electrode positions."
+            )
             raise ChannelMappingError(
                 f"None of the {len(names)} channels maps onto topology {self.name!r} "
-                f"(excluded: {len(excluded)}, unmapped: {len(matches)}). Check the channel names "
-                "or give electrode positions."
+                f"(excluded: {len(excluded)}, unmapped: {len(matches)}). {hint}"
             )
         logger.info("Mapped %d of %d channels onto %d nodes", len(ranked), len(names), self.n_nodes)
         return mapping

@@ -10,7 +10,9 @@ Rules, applied to each input:
 - a folder whose subfolders hold manifests (a collection, like ``../shared/eeg``): each
   subfolder by these same rules;
 - any other folder: every EEG file below it; dataset = the folder's name, subject = the first
-  subfolder level, session = the second (``muse_n170/subject1/session1/x.csv``);
+  subfolder level, session = the second (``muse_n170/subject1/session1/x.csv``), except for
+  files named as in the TUH EEG corpus (``aaaaaaav_s001_t000.edf``: subject ``aaaaaaav``,
+  session ``s001``), wherever they lie;
 - a file: itself; dataset = its folder's name, subject = its stem.
 
 Events: ``"T1=left_fist,T2=right_fist"`` maps annotation descriptions to labels for every file;
@@ -21,6 +23,7 @@ annotations, otherwise from its ``label`` column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,8 @@ EEG_EXTENSIONS = (
     ".edf", ".bdf", ".gdf", ".fif", ".vhdr", ".set", ".cnt", ".csv", ".mat", ".mff", ".eeg",
 )  # fmt: skip
 _RESERVED = ("path", "subject", "session", "label", "dataset")
+#: TUH EEG file names: ``aaaaaaav_s001_t000.edf`` (v2) or ``00000077_s003_t000.edf`` (v1).
+_TUH_NAME = re.compile(r"^([A-Za-z0-9]+)_(s\d{3})_t\d{3}$")
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,27 @@ def discover_sources(
     return list(unique.values()), skipped
 
 
+def shard_sources(sources: Sequence[SourceFile], spec: str) -> list[SourceFile]:
+    """The deterministic slice ``I/N`` (0 <= I < N) of ``sources``, for array jobs.
+
+    Sources are ordered by recording id (natural order) and dealt round-robin, so the N slices
+    are disjoint, cover every source, and do not depend on the machine or the input order.
+    """
+    try:
+        i, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise UserInputError(
+            f"--shard must look like I/N (e.g. 0/8); got {spec!r}."
+        ) from None
+    if n < 1 or not 0 <= i < n:
+        raise UserInputError(
+            f"--shard {spec}: need 0 <= I < N (the first of 8 slices is 0/8; with SLURM use "
+            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT and --array=0-7)."
+        )
+    ordered = sorted(sources, key=lambda s: natural_key(s.recording_id))
+    return ordered[i::n]
+
+
 def _is_manifest(path: Path) -> bool:
     if path.suffix.lower() != ".csv":
         return False
@@ -135,12 +161,16 @@ def _expand_folder(
 
 def _plain_source(path: Path, root: Path, dataset: str, mapping: dict[str, str]) -> SourceFile:
     parts = path.relative_to(root).parts[:-1]
+    subject, session = (parts[0] if parts else path.stem), (parts[1] if len(parts) > 1 else "")
+    tuh = _TUH_NAME.match(path.stem)
+    if tuh is not None:  # TUH names its files SUBJECT_sNNN_tNNN whatever the folder layout
+        subject, session = tuh.group(1), tuh.group(2)
     return SourceFile(
         path=path,
         recording_id=f"{dataset}/{path.relative_to(root).as_posix()}",
         dataset=dataset,
-        subject=parts[0] if parts else path.stem,
-        session=parts[1] if len(parts) > 1 else "",
+        subject=subject,
+        session=session,
         events=dict(mapping),
     )
 
