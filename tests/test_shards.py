@@ -33,9 +33,8 @@ def built(tmp_path_factory, eeg_data):
     result = runner.invoke(app, ["preprocess", *inputs, "--out", str(root / "whole")])
     assert result.exit_code == 0, result.output
     for i in range(3):
-        result = runner.invoke(
-            app, ["preprocess", *reversed(inputs), "--out", str(root / f"part{i}"), "--shard", f"{i}/3"]
-        )  # fmt: skip
+        part = ["--out", str(root / f"part{i}"), "--shard", f"{i}/3"]
+        result = runner.invoke(app, ["preprocess", *reversed(inputs), *part])
         assert result.exit_code == 0, result.output
     parts = [str(root / f"part{i}") for i in range(3)]
     result = runner.invoke(app, ["corpus", "merge", *parts, "--out", str(root / "merged")])
@@ -101,7 +100,7 @@ def test_batches_span_every_store_once(built):
     rows = np.arange(5, len(merged), 3)
     seen = np.concatenate([r for _, _, r in merged.iter_batches(64, rows, seed=1)])
     np.testing.assert_array_equal(np.sort(seen), rows)
-    x, present, r = next(merged.iter_batches(10_000, shuffle=False))
+    x, _, r = next(merged.iter_batches(10_000, shuffle=False))
     expected, _ = merged.read(r)
     np.testing.assert_array_equal(x, expected)
 
@@ -128,3 +127,34 @@ def test_merged_corpora_merge_again_and_copy_mode(built, tmp_path):
     a, b = Corpus(built / "merged"), Corpus(tmp_path / "twice")
     np.testing.assert_array_equal(a.features[:], b.features[:])
     assert json.loads((tmp_path / "twice" / "corpus.json").read_text())["n_windows"] == len(a)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_workers_read_each_window_once_and_resume(built, workers):
+    import torch
+
+    from mmm_eeg.train.data import CorpusBatches
+
+    merged = Corpus(built / "merged")
+    rows = np.arange(len(merged))
+
+    def epoch(skip=0):
+        batches = CorpusBatches(merged, rows, 50, seed=3, workers=workers)
+        batches.set_epoch(1)
+        batches.skip = skip
+        loader = torch.utils.data.DataLoader(
+            batches, batch_size=None, num_workers=workers,
+            multiprocessing_context="spawn" if workers else None,
+        )  # fmt: skip
+        return len(batches), [b[0].numpy() for b in loader]
+
+    n_batches, full = epoch()
+    assert len(full) == n_batches >= len(rows) // 50 - workers
+    seen = np.concatenate(full).reshape(-1, *merged.features.shape[1:])
+    assert len(seen) == n_batches * 50
+    # every batch row is a distinct window: no window read twice in one epoch
+    assert len(np.unique(seen.reshape(len(seen), -1), axis=0)) == len(seen)
+    _, resumed = epoch(skip=5)
+    assert len(resumed) == n_batches - 5
+    for a, b in zip(full[5:], resumed, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -53,10 +53,18 @@ def tuh_folder(tmp_path_factory, eegmat_file):
         verbose="error",
     )
     edf = root / "edf"
-    _write(with_extra, edf / "000/aaaaaaaa/s001_2015/01_tcp_ar/aaaaaaaa_s001_t000.edf", 250,
-           {ch: f"EEG {ch}-REF" for ch in with_extra.ch_names} | {"PHOTIC": "PHOTIC-REF"})
-    _write(raw, edf / "000/aaaaaaab/s002_2016/02_tcp_le/aaaaaaab_s002_t001.edf", 256,
-           {ch: f"EEG {ch}-LE" for ch in raw.ch_names})
+    _write(
+        with_extra,
+        edf / "000/aaaaaaaa/s001_2015/01_tcp_ar/aaaaaaaa_s001_t000.edf",
+        250,
+        {ch: f"EEG {ch}-REF" for ch in with_extra.ch_names} | {"PHOTIC": "PHOTIC-REF"},
+    )
+    _write(
+        raw,
+        edf / "000/aaaaaaab/s002_2016/02_tcp_le/aaaaaaab_s002_t001.edf",
+        256,
+        {ch: f"EEG {ch}-LE" for ch in raw.ch_names},
+    )
     _write(raw, edf / "001/aaaaaaac/s001_2017/01_tcp_ar/aaaaaaac_s001_t000.edf", 512,
            {ch: f"EEG {ch}-REF" for ch in raw.ch_names})  # fmt: skip
     data = raw.get_data()

@@ -418,6 +418,9 @@ def pretrain(
     num_nodes: Annotated[int | None, typer.Option()] = None,
     strategy: Annotated[str | None, typer.Option(help="auto, ddp, ...")] = None,
     precision: Annotated[str | None, typer.Option(help="32 or bf16-mixed.")] = None,
+    loader_workers: Annotated[
+        int | None, typer.Option(help="DataLoader processes reading the corpus.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints/last.ckpt.")] = False,
     seed: Annotated[int | None, typer.Option()] = None,
     normalize: Annotated[

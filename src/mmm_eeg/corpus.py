@@ -399,6 +399,11 @@ class Corpus:
     def __len__(self) -> int:
         return self.meta["n_windows"]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers receive a pickled corpus: send no cached table (the index can be
+        # the largest object in memory); a worker reads what it needs itself.
+        return {**self.__dict__, "_index": None}
+
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r}, windows={len(self)}, recordings={len(self.recordings)})"
 

@@ -30,6 +30,7 @@ from mmm_eeg.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
+
 def _settings(corpus: Corpus) -> dict[str, Any]:
     return {
         "topology": corpus.meta["topology"],

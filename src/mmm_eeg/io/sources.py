@@ -118,9 +118,7 @@ def shard_sources(sources: Sequence[SourceFile], spec: str) -> list[SourceFile]:
     try:
         i, n = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise UserInputError(
-            f"--shard must look like I/N (e.g. 0/8); got {spec!r}."
-        ) from None
+        raise UserInputError(f"--shard must look like I/N (e.g. 0/8); got {spec!r}.") from None
     if n < 1 or not 0 <= i < n:
         raise UserInputError(
             f"--shard {spec}: need 0 <= I < N (the first of 8 slices is 0/8; with SLURM use "

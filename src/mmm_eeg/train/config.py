@@ -26,8 +26,11 @@ class TrainerConfig:
     seed: int = 0
     select: str | None = None
     normalize: str = "recording"
+    loader_workers: int = 0  # DataLoader processes decoding the corpus (0: in the trainer)
 
     def __post_init__(self) -> None:
+        if self.loader_workers < 0:
+            raise UserInputError(f"loader_workers must be >= 0; got {self.loader_workers}.")
         if self.normalize not in ("recording", "subject", "none"):
             raise UserInputError(
                 f"normalize must be recording, subject or none; got {self.normalize!r}."

@@ -55,7 +55,10 @@ class FinetuneModule(_lightning().LightningModule):
                 self.config.seed, 0, self.current_epoch, batch_idx, self.global_rank
             )
             keep = channel_dropout(
-                present.cpu(), self.config.channel_dropout, self.config.channel_dropout_min, generator
+                present.cpu(),
+                self.config.channel_dropout,
+                self.config.channel_dropout_min,
+                generator,
             ).to(present.device)
             x, present = x * keep[..., None], keep
         loss = self.loss_fn(self.classifier(x, present), y)

@@ -222,16 +222,13 @@ def pretrain(
     autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
-        corpus, train_rows, config.batch_size, normalize=config.normalize, seed=config.seed
-    )  # type: ignore[arg-type]
+        corpus, train_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
+        seed=config.seed, workers=config.loader_workers,
+    )  # fmt: skip
     val_set = CorpusBatches(
-        corpus,
-        val_rows,
-        config.batch_size,
-        normalize=config.normalize,
-        shuffle=False,
-        drop_last=False,
-    )  # type: ignore[arg-type]
+        corpus, val_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
+        shuffle=False, drop_last=False, workers=config.loader_workers,
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_config(config, out / "config.yaml")
     # Two callbacks: "last" on a step interval (for resuming mid-epoch), "best" on validation.
