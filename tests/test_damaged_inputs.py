@@ -116,3 +116,39 @@ def test_duplicate_channel_names_keep_the_first(tmp_path, edf_bytes):
     assert first.node_name == "FP1" and first.method == "name"
     assert second.node is None and second.reason == "node FP1 is already fed by 'EEG Fp1-0'"
     assert "FP2" not in {c.node_name for c in mapping.channels}  # the renamed Fp2 is gone
+
+
+def test_manifest_with_an_unknown_label(tmp_path, eeg_data):
+    """With --labels, a row naming another label (a typo) is skipped and reported."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("Subject00_1.edf", "Subject00_2.edf", "Subject01_2.edf"):
+        (data / name).write_bytes((eeg_data / "eegmat" / name).read_bytes())
+    (data / "manifest.csv").write_text(
+        "path,subject,label\nSubject00_1.edf,s0,rest\nSubject00_2.edf,s0,arithmetic\n"
+        "Subject01_2.edf,s1,arithmetc\n"
+    )
+    out = tmp_path / "corpus"
+    args = ["preprocess", str(data / "manifest.csv"), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--labels", "rest,arithmetic"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["recordings_added"] == 2
+    [skipped] = report["skipped"]
+    assert skipped["path"].endswith("manifest.csv, row 4")
+    assert "label 'arithmetc' is not one of the allowed labels" in skipped["reason"]
+    # without --labels every label is taken as given
+    assert discover_sources([data / "manifest.csv"])[1] == []
+    # an events map naming a label outside --labels is refused before any work
+    result = CliRunner().invoke(app, [*args, "--events", "T1=left", "--labels", "rest"])
+    assert result.exit_code == 2 and "not among the allowed labels" in result.output
+
+
+def test_manifest_events_columns_with_an_unknown_label(eeg_data):
+    sources, skipped = discover_sources(
+        [eeg_data / "eegmmidb"], "T0,T1,T2", labels=["rest", "left_fist", "right_fist"]
+    )
+    # baseline runs (eyes_open, eyes_closed) and fists/feet runs carry other labels
+    assert sources and skipped
+    assert all("is not one of the allowed labels" in s.reason for s in skipped)
+    assert all(set(s.events.values()) <= {"rest", "left_fist", "right_fist"} for s in sources)

@@ -357,3 +357,29 @@ def test_finetune_killed_then_resumed_matches_uninterrupted(corpus_path, tmp_pat
     a = json.loads((tmp_path / "full" / "summary.json").read_text())
     b = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert a["per_subject_balanced_accuracy"] == b["per_subject_balanced_accuracy"]
+
+
+def test_full_disk_while_checkpointing_then_resume(corpus_path, tmp_path):
+    """A file-size limit hits the first checkpoint: clear error, no partial file, resume works."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    run = tmp_path / "run"
+    args = _cli("pretrain", corpus_path, "--out", run, "--epochs", "2", "--batch-size", "128",
+                "--dim", "16", "--depth", "1", "--decoder-depth", "1")  # fmt: skip
+    failed = subprocess.run(args, capture_output=True, text=True, preexec_fn=limit)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "no space left while writing" in failed.stderr and "--resume" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    leftovers = [p for p in run.rglob("*") if p.is_file() and p.suffix in (".ckpt", ".safetensors")]
+    assert leftovers == []  # no checkpoint at all rather than a truncated one
+    assert not [p for p in run.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
+    again = subprocess.run(args, capture_output=True, text=True)  # nothing to resume from
+    assert again.returncode == 0, again.stderr
+    assert (run / "encoder" / "model.safetensors").is_file()
+    import pandas as pd
+
+    assert pd.read_csv(run / "logs" / "metrics.csv")["epoch"].max() == 1  # both epochs ran

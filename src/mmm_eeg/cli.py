@@ -7,6 +7,7 @@ code 2; ``--verbose`` shows the traceback as well.
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import logging
 import sys
@@ -39,6 +40,13 @@ _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a UserInputError into one message and exit code 2."""
 
+    resumable = "resume" in inspect.signature(func).parameters
+    rerun = (
+        "rerun the same command (with --resume once a checkpoint or fold was written)"
+        if resumable
+        else "rerun the same command"
+    )
+
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -55,8 +63,8 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 err_console.print_exception()
             err_console.print(
                 f"[bold red]Error:[/] no space left while writing {err.filename or 'output'} "
-                f"({err.strerror}). Free some space and rerun the same command: finished work "
-                "is kept and the rest resumes.",
+                f"({err.strerror}). Free some space and {rerun}: finished work is kept and "
+                "the rest resumes.",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -280,6 +288,10 @@ def preprocess(
     bipolar: Annotated[
         str, typer.Option(help="Bipolar derivations (FP1-F7): exclude, or midpoint.")
     ] = "exclude",
+    labels: Annotated[
+        str | None,
+        typer.Option(help="Allowed labels, e.g. rest,arithmetic: rows with others are skipped."),
+    ] = None,
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -301,7 +313,10 @@ def preprocess(
         reference=reference, max_amplitude_uv=max_amplitude, lds=lds,  # type: ignore[arg-type]
         bipolar=bipolar,  # type: ignore[arg-type]
     )  # fmt: skip
-    sources, skipped = discover_sources([*inputs, *([manifest] if manifest else [])], events)
+    allowed = None if labels is None else [x.strip() for x in labels.split(",") if x.strip()]
+    sources, skipped = discover_sources(
+        [*inputs, *([manifest] if manifest else [])], events, labels=allowed
+    )
     if shard is not None:
         sources = shard_sources(sources, shard)
     if not sources:

@@ -87,10 +87,24 @@ def parse_events(spec: str | None) -> tuple[dict[str, str], tuple[str, ...]]:
 
 
 def discover_sources(
-    inputs: Sequence[str | Path], events: str | None = None
+    inputs: Sequence[str | Path],
+    events: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> tuple[list[SourceFile], list[Skipped]]:
-    """Expand input paths into source files (deduplicated) and inputs that were skipped."""
+    """Expand input paths into source files (deduplicated) and inputs that were skipped.
+
+    ``labels``, when given, is the set of allowed labels: a manifest row naming another label is
+    skipped and reported (a typo must not become a class of its own).
+    """
     mapping, columns = parse_events(events)
+    allowed = None if labels is None else frozenset(labels)
+    if allowed is not None:
+        wrong = sorted(set(mapping.values()) - allowed)
+        if wrong:
+            raise UserInputError(
+                f"--events maps to {wrong}, not among the allowed labels {sorted(allowed)} "
+                "(--labels); fix one or the other."
+            )
     sources: list[SourceFile] = []
     skipped: list[Skipped] = []
     for raw in inputs:
@@ -98,9 +112,9 @@ def discover_sources(
         if not path.exists():
             raise UserInputError(f"{path}: no such file or folder. Check the path.")
         if path.is_file() and _is_manifest(path):
-            found, bad = read_manifest(path, mapping, columns)
+            found, bad = read_manifest(path, mapping, columns, allowed)
         elif path.is_dir():
-            found, bad = _expand_folder(path, mapping, columns)
+            found, bad = _expand_folder(path, mapping, columns, allowed)
         else:
             found, bad = [_plain_source(path, path.parent, path.parent.name, mapping)], []
         sources += found
@@ -137,16 +151,19 @@ def _is_manifest(path: Path) -> bool:
 
 
 def _expand_folder(
-    folder: Path, mapping: dict[str, str], columns: tuple[str, ...]
+    folder: Path,
+    mapping: dict[str, str],
+    columns: tuple[str, ...],
+    allowed: frozenset[str] | None = None,
 ) -> tuple[list[SourceFile], list[Skipped]]:
     if (folder / "manifest.csv").is_file():
-        return read_manifest(folder / "manifest.csv", mapping, columns)
+        return read_manifest(folder / "manifest.csv", mapping, columns, allowed)
     subfolders = sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_key)
     if any((s / "manifest.csv").is_file() for s in subfolders):
         sources: list[SourceFile] = []
         skipped: list[Skipped] = []
         for sub in subfolders:
-            found, bad = _expand_folder(sub, mapping, columns)
+            found, bad = _expand_folder(sub, mapping, columns, allowed)
             sources += found
             skipped += bad
         return sources, skipped
@@ -177,8 +194,10 @@ def read_manifest(
     manifest: str | Path,
     mapping: dict[str, str] | None = None,
     columns: tuple[str, ...] = (),
+    allowed: frozenset[str] | None = None,
 ) -> tuple[list[SourceFile], list[Skipped]]:
-    """Read a manifest CSV; rows with a missing file or a path outside its folder are skipped.
+    """Read a manifest CSV; rows with a missing file, a path outside its folder or (given
+    ``allowed``) an unknown label are skipped.
 
     Parameters
     ----------
@@ -189,6 +208,8 @@ def read_manifest(
     columns : tuple of str
         Annotation names whose labels come from the manifest column of that name (a manifest
         without such a column labels nothing from it).
+    allowed : frozenset of str | None
+        The labels a row may give (None: any).
 
     Returns
     -------
@@ -223,6 +244,16 @@ def read_manifest(
             continue
         events = dict(mapping or {})
         events.update({c: row[c] for c in columns if row.get(c, "")})
+        given = set(events.values()) if events else {row.get("label") or None} - {None}
+        if allowed is not None and given - allowed:
+            skipped.append(
+                Skipped(
+                    where,
+                    f"label {sorted(given - allowed)[0]!r} is not one of the allowed labels "
+                    f"{sorted(allowed)}; correct the row or add the label to --labels",
+                )
+            )
+            continue
         dataset = row.get("dataset") or dataset_default
         sources.append(
             SourceFile(
