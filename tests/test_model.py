@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from mmm_eeg import UnifiedTopology, UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.model import (
+    channel_dropout,
     MaskSchedule,
     MMMAutoencoder,
     MMMClassifier,
@@ -126,6 +127,29 @@ def test_mask_edge_cases():
         random_mask(torch.zeros(1, 62, dtype=torch.bool))
     with pytest.raises(ValueError, match="ratio"):
         random_mask(one, 1.0)
+
+
+def test_channel_dropout_keeps_subsets_of_every_size():
+    present = torch.zeros(4000, 62, dtype=torch.bool)
+    present[:, 10:29] = True  # 19 nodes, like eegmat
+    present[0] = False
+    present[0, 5] = True  # a one-node sample keeps its node
+    kept = channel_dropout(present, 1.0, 3, torch.Generator().manual_seed(0))
+    assert not (kept & ~present).any() and kept[0, 5] and kept[0].sum() == 1
+    counts = kept[1:].sum(1)
+    assert counts.min() == 3 and counts.max() == 19
+    assert set(counts.tolist()) == set(range(3, 20))  # every size from min_keep to all
+    assert kept[1:, 10:29].float().mean(0).std() < 0.05  # no node favoured
+    assert torch.equal(channel_dropout(present, 0.0), present)
+    half = channel_dropout(present, 0.5, 3, torch.Generator().manual_seed(1))
+    thinned = (half.sum(1) < present.sum(1)).float().mean()
+    assert 0.40 < thinned < 0.52  # p = 0.5, minus the draws that keep all 19
+    again = channel_dropout(present, 0.5, 3, torch.Generator().manual_seed(1))
+    assert torch.equal(half, again)
+    with pytest.raises(ValueError, match="p must be"):
+        channel_dropout(present, 1.5)
+    with pytest.raises(ValueError, match="min_keep"):
+        channel_dropout(present, 0.5, 0)
 
 
 def test_mask_schedule_cycles():

@@ -11,7 +11,9 @@
 5. Missing electrodes: test recordings reduced to 12, 8, 4 of their 19 channels (random subsets,
    several seeds) and to the 4 nearest a Muse headband, without retraining. DE + logistic
    regression imputes a missing channel's features with 0 after per-subject standardisation,
-   i.e. with that subject's mean (mean imputation).
+   i.e. with that subject's mean (mean imputation); MMM excludes absent nodes.
+
+Every method sees per-subject normalised input (see ``PRETRAIN`` / ``FINETUNE`` below).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Settings:
 
 
 def settings(quick: bool, seed: int) -> Settings:
-    """``quick``: 2 folds and a few epochs (CI, the demo); else the full protocol (~25 min)."""
+    """``quick``: 2 folds and a few epochs (CI, the demo); else the full protocol (~30 min)."""
     if quick:
         return Settings(
             folds=2,
