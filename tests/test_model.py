@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 from mmm_eeg import UnifiedTopology, UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.model import (
-    channel_dropout,
     MaskSchedule,
     MMMAutoencoder,
     MMMClassifier,
     MMMEncoder,
+    channel_dropout,
     random_mask,
     regional_mask,
     to_physiopro_state_dict,
