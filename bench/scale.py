@@ -223,7 +223,12 @@ def extrapolate(r: dict) -> dict:
     w64 = next(p for p in r["pretraining"] if p["dim"] == 64)
     w16 = next(p for p in r["pretraining"] if p["dim"] == 16)
     n = 1e8
+    plain = {x["corpus_windows"]: x["main_peak_mb"] for x in r["read"] if x["workers"] == 0}
+    small, large = min(plain), max(plain)
+    growth = (plain[large] - plain[small]) * 2**20 / (large - small)
     return {
+        "reader_bytes_per_window": growth,
+        "reader_growth_gb": n * growth / 1e9,
         "windows": n,
         "disk_gb": n * big["bytes_per_window"] / 1e9,
         "index_ram_gb": n * r["index"]["bytes_per_window"] / 1e9,
@@ -321,9 +326,14 @@ def markdown(r: dict) -> str:
         "`corpus merge`, which links instead of copying);",
         f"- the training loader reads {e['read_windows_per_s_one_process']:,.0f} windows/s in one "
         f"process against a target of {TARGET_PER_CONSUMER:,} per GPU-equivalent consumer "
-        f"({'met' if e['read_meets_target'] else 'not met'}); its memory does not grow with the "
-        "corpus (table above), except the index table: "
-        f"10^8 × {r['index']['bytes_per_window']:.0f} B = {e['index_ram_gb']:.1f} GB per process;",
+        f"({'met' if e['read_meets_target'] else 'not met'}). Memory: the decoded data are "
+        "bounded by the chunk pool, but the reader's peak grew by "
+        f"{e['reader_bytes_per_window']:.0f} B per window of the selection between the two corpus "
+        "sizes (int64 permutations and per-chunk row lists of the selected windows), and the "
+        f"index table takes {r['index']['bytes_per_window']:.0f} B per window: at 10^8 windows "
+        f"{e['reader_growth_gb']:.1f} + {e['index_ram_gb']:.1f} GB in the training process "
+        "(workers get no index). Not a bounded working set yet: next, iterate the selection "
+        "chunk by chunk as ranges and keep the index dictionary-encoded;",
         f"- 3 epochs over TUH ({3 * TUH_WINDOWS:.2e} samples): width 16 "
         f"{e['flops_3_tuh_epochs_width16']:.2e} FLOP = {e['cpu_days_3_tuh_epochs_width16']:,.0f} "
         f"days on this CPU; width 64 {e['flops_3_tuh_epochs_width64']:.2e} FLOP = "
