@@ -244,3 +244,16 @@ def test_seed_layouts_through_preprocess(tmp_path):
     trial4 = index[index.recording == "ExtractedFeatures/2_20140101.mat#4"]
     assert set(trial4.label) == {str(SEED_LABELS[3])}
     assert (corpus.present[:].sum(1) == 62).all()
+
+
+def test_a_corpus_from_before_a_new_setting_still_extends(tmp_path):
+    """corpus.json written before ``bipolar`` existed equals today's default settings."""
+    topology = UnifiedTopology.default()
+    CorpusWriter(tmp_path / "c", topology, PreprocessConfig()).close()
+    meta_path = tmp_path / "c" / "corpus.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["preprocessing"]["bipolar"]
+    meta_path.write_text(json.dumps(meta))
+    CorpusWriter(tmp_path / "c", topology, PreprocessConfig()).close()
+    with pytest.raises(UserInputError, match="other preprocessing"):
+        CorpusWriter(tmp_path / "c", topology, PreprocessConfig(bipolar="midpoint"))

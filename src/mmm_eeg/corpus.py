@@ -71,11 +71,17 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _canonical(preprocessing: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Stored preprocessing settings with the defaults of fields added since it was written."""
-    if preprocessing is None:
-        return None
-    return PreprocessConfig.from_dict(preprocessing).to_dict()
+def corpus_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What is fixed for a corpus (topology, preprocessing, dtype), as stored in ``meta``.
+
+    Preprocessing gets the defaults of fields added since the corpus was written, so an older
+    corpus compares equal to the same settings today.
+    """
+    return {
+        "topology": meta.get("topology"),
+        "preprocessing": PreprocessConfig.from_dict(meta["preprocessing"]).to_dict(),
+        "dtype": meta.get("dtype"),
+    }
 
 
 def stores(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -135,8 +141,8 @@ class CorpusWriter:
                     f"{self.path} is a merged corpus, which is read-only; preprocess the new "
                     "recordings into a corpus of their own and merge again (mmm-eeg corpus merge)."
                 )
-            stored = {**self.meta, "preprocessing": _canonical(self.meta.get("preprocessing"))}
-            different = [k for k, v in settings.items() if stored.get(k) != v]
+            stored = corpus_settings(self.meta)
+            different = [k for k, v in settings.items() if stored[k] != v]
             if different:
                 raise UserInputError(
                     f"{self.path} was built with other {', '.join(different)}; write to a new "

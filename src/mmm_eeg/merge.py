@@ -25,18 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from mmm_eeg.corpus import FORMAT, VERSION, Corpus, stores
+from mmm_eeg.corpus import FORMAT, VERSION, Corpus, corpus_settings, stores
 from mmm_eeg.errors import UserInputError
 
 logger = logging.getLogger(__name__)
-
-
-def _settings(corpus: Corpus) -> dict[str, Any]:
-    return {
-        "topology": corpus.meta["topology"],
-        "preprocessing": corpus.config.to_dict(),
-        "dtype": corpus.meta["dtype"],
-    }
 
 
 def merge_corpora(
@@ -64,9 +56,9 @@ def merge_corpora(
     if len(parts) < 1:
         raise UserInputError("Give at least one corpus to merge.")
     corpora = [Corpus(p) for p in parts]
-    first, settings = corpora[0], _settings(corpora[0])
+    first, settings = corpora[0], corpus_settings(corpora[0].meta)
     for c in corpora[1:]:
-        different = [k for k, v in _settings(c).items() if v != settings[k]]
+        different = [k for k, v in corpus_settings(c.meta).items() if v != settings[k]]
         if different:
             raise UserInputError(
                 f"{c.path} was built with other {', '.join(different)} than {first.path}; only "

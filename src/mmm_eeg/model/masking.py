@@ -140,13 +140,12 @@ def channel_dropout(
     if min_keep < 1:
         raise ValueError(f"min_keep must be >= 1, got {min_keep}.")
     present = _check_present(present)
-    n = present.sum(1)
+    n = present.sum(1).cpu()  # the draws come from a CPU generator
     low = n.clamp(max=min_keep)
     draw = torch.rand(len(n), generator=generator, dtype=torch.float64)
-    keep = low + (draw * (n - low + 1).to(torch.float64)).floor().to(torch.long).cpu()
+    keep = low + (draw * (n - low + 1)).floor().to(torch.long)
     thinned = torch.rand(len(n), generator=generator) < p
-    keep = torch.where(thinned, keep.to(n.device), n)
-    return _pick(present, keep, generator)
+    return _pick(present, torch.where(thinned, keep, n).to(present.device), generator)
 
 
 @dataclass(frozen=True)

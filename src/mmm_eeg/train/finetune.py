@@ -150,10 +150,14 @@ def train_fold(
         )
     module = FinetuneModule(classifier, config, weights)
     batch = min(config.batch_size, len(fold.train))
-    train = CorpusBatches(corpus, fold.train, batch, targets, config.normalize, seed=config.seed)  # type: ignore[arg-type]
+    train = CorpusBatches(
+        corpus, fold.train, batch, targets, config.normalize,  # type: ignore[arg-type]
+        seed=config.seed, workers=config.loader_workers,
+    )  # fmt: skip
     val = CorpusBatches(
-        corpus, fold.val, 1024, targets, config.normalize, shuffle=False, drop_last=False
-    )  # type: ignore[arg-type]
+        corpus, fold.val, 1024, targets, config.normalize,  # type: ignore[arg-type]
+        shuffle=False, drop_last=False, workers=config.loader_workers,
+    )  # fmt: skip
     folder = out / "folds" / fold.name
     selector = ModelCheckpoint(
         dirpath=folder / "checkpoints",
