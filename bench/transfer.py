@@ -33,7 +33,13 @@ def main() -> None:
     target = ROOT / "docs" / "results" / "transfer.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.out / "results.json", target)
-    for plot in ("methods.png", "accuracy_vs_channels.png", "pretraining_reconstruction.png"):
+    plots = (
+        "methods.png",
+        "accuracy_vs_channels.png",
+        "pretraining_reconstruction.png",
+        "probe_vs_pretraining_epochs.png",
+    )
+    for plot in plots:
         if (args.out / "plots" / plot).is_file():
             shutil.copy(args.out / "plots" / plot, target.parent / f"transfer_{plot}")
     command = "python bench/transfer.py " + " ".join(sys.argv[1:])

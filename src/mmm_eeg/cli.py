@@ -439,7 +439,8 @@ def pretrain(
     resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints/last.ckpt.")] = False,
     seed: Annotated[int | None, typer.Option()] = None,
     normalize: Annotated[
-        str | None, typer.Option(help="recording, subject or none (per band, on read).")
+        str | None,
+        typer.Option(help="recording, subject, none (per band); recording-node, subject-node."),
     ] = None,
 ) -> None:
     """Pretrain the MMM autoencoder on a corpus (Lightning: CPU, GPU, DDP)."""
@@ -500,7 +501,8 @@ def finetune(
     depth: Annotated[int | None, typer.Option(help="Depth of a scratch encoder.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     normalize: Annotated[
-        str | None, typer.Option(help="recording, subject or none (per band, on read).")
+        str | None,
+        typer.Option(help="recording, subject, none (per band); recording-node, subject-node."),
     ] = None,
     channel_dropout: Annotated[
         float | None,

@@ -18,8 +18,8 @@ Writes are commits: the arrays grow first, then the table parts are written (ato
 killed writer, never read, and removed when a writer reopens the corpus. zarr's local store
 writes every chunk through a temporary file and a rename, so a chunk is never half-written.
 
-Normalisation is applied on read (per recording, per subject, or none), per band over present
-nodes, never baked into the stored features.
+Normalisation is applied on read (:mod:`mmm_eeg.normalization`: per recording, per subject, or
+none; per band over present nodes, or per node and band), never baked into the stored features.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import pandas as pd
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.normalization import Normalizer, node_moments, standardize
 from mmm_eeg.preprocess import PreprocessConfig, WindowSet
 from mmm_eeg.topology import UnifiedTopology
 
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "mmm-eeg-corpus"
 VERSION = 1
 INDEX_COLUMNS = ("dataset", "recording", "subject", "session", "label", "start_s")
-Normalize = Literal["recording", "subject", "none"]
+Normalize = Literal["recording", "subject", "none", "recording-node", "subject-node"]
 
 
 class CorpusFormatError(UserInputError):
@@ -273,14 +274,9 @@ class CorpusWriter:
 
 
 def _band_stats(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and std over present nodes of all windows (NaN when there is none)."""
-    values = windows.features.astype(np.float64)
-    mask = np.broadcast_to(windows.present[..., None], values.shape)
-    count = mask.sum(axis=(0, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(mask, values, 0).sum(axis=(0, 1)) / count
-        var = np.where(mask, (values - mean) ** 2, 0).sum(axis=(0, 1)) / count
-    return mean, np.sqrt(var)
+    """Per-band mean and std over present nodes of all windows (0 and 1 when there is none)."""
+    moments = node_moments(windows.features, windows.present)
+    return Normalizer("recording", "band").statistics(*moments)
 
 
 class CommittedArray:
@@ -401,6 +397,7 @@ class Corpus:
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._moments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.meta["n_windows"]
@@ -443,32 +440,35 @@ class Corpus:
         return self._recordings
 
     def normalization(
-        self, mode: Normalize = "recording", rows: np.ndarray | None = None
+        self, mode: str | Normalizer = "recording", rows: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Band mean and std for some windows, each (len(rows), n_bands).
+        """Mean and std for some windows: (len(rows), n_bands), or per node and band
+        (len(rows), n_nodes, n_bands) for the ``*-node`` normalisations.
 
-        ``"recording"``: each recording's own statistics; ``"subject"``: pooled over the
-        subject's recordings (weighted by their windows); ``"none"``: 0 and 1. Statistics are
-        kept per recording, so memory does not grow with the number of windows.
+        ``mode`` is a :class:`~mmm_eeg.normalization.Normalizer` or its name. Per band, the
+        statistics stored per recording at preprocessing are pooled (weighted by windows) over a
+        subject's recordings; per node, each needed recording is read once and its moments kept.
+        Statistics are kept per recording, so memory does not grow with the number of windows.
         """
+        normalizer = Normalizer.parse(mode)
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
-        mean, std = self._recording_stats(mode)
         recording = np.searchsorted(self._offsets, rows, side="right") - 1
+        if normalizer.per == "node" and normalizer.by != "none":
+            return self._node_stats(normalizer, np.unique(recording), recording)
+        mean, std = self._recording_stats(normalizer.by)
         return mean[recording], std[recording]
 
-    def _recording_stats(self, mode: Normalize) -> tuple[np.ndarray, np.ndarray]:
-        if mode not in ("recording", "subject", "none"):
-            raise ValueError(f"normalize must be 'recording', 'subject' or 'none', got {mode!r}.")
-        if mode in self._stats:
-            return self._stats[mode]
+    def _recording_stats(self, by: str) -> tuple[np.ndarray, np.ndarray]:
+        if by in self._stats:
+            return self._stats[by]
         rec = self.recordings
         b = len(self.bands)
-        if mode == "none":
-            self._stats[mode] = (np.zeros((len(rec), b)), np.ones((len(rec), b)))
-            return self._stats[mode]
+        if by == "none":
+            self._stats[by] = (np.zeros((len(rec), b)), np.ones((len(rec), b)))
+            return self._stats[by]
         mean = rec[[f"mean_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
         std = rec[[f"std_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
-        if mode == "subject":
+        if by == "subject":
             weight = rec["n_windows"].to_numpy(dtype=np.float64)[:, None]
             for _, members in rec.groupby("subject").indices.items():
                 w = weight[members]
@@ -478,7 +478,35 @@ class Corpus:
                 mean[members], std[members] = pooled, np.sqrt(np.maximum(second - pooled**2, 0))
         std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
-        self._stats[mode] = (mean, std)
+        self._stats[by] = (mean, std)
+        return mean, std
+
+    def _node_stats(
+        self, normalizer: Normalizer, needed: np.ndarray, recording: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per node and band statistics of the windows whose recordings are ``recording``."""
+        rec = self.recordings
+        if normalizer.by == "subject":  # a subject's statistics pool all its recordings
+            subject = rec["subject"].astype(str).to_numpy()
+            needed = np.flatnonzero(np.isin(subject, subject[needed]))
+            groups = subject
+        else:
+            groups = np.arange(len(rec)).astype(str)
+        offsets, sizes = rec["offset"].to_numpy(), rec["n_windows"].to_numpy()
+        for r in needed:
+            if int(r) not in self._moments:
+                lo, hi = int(offsets[r]), int(offsets[r] + sizes[r])
+                self._moments[int(r)] = node_moments(self.features[lo:hi], self.present[lo:hi])
+        stats = {}
+        for g in np.unique(groups[needed]):
+            members = [int(r) for r in needed if groups[r] == g]
+            moments = (sum(self._moments[r][k] for r in members) for k in range(3))
+            stats[g] = normalizer.statistics(*moments)
+        mean = np.stack([stats[groups[r]][0] for r in recording]) if len(recording) else None
+        std = np.stack([stats[groups[r]][1] for r in recording]) if len(recording) else None
+        if mean is None:
+            shape = (0, self.topology.n_nodes, len(self.bands))
+            return np.zeros(shape), np.ones(shape)
         return mean, std
 
     @property
@@ -564,13 +592,11 @@ class Corpus:
     def _normalize(
         self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalize
     ) -> np.ndarray:
-        """Features of ``rows`` normalised per band, float32; absent nodes stay 0."""
+        """Features of ``rows`` standardised, float32; absent nodes stay 0."""
         mean, std = self.normalization(mode, rows)
-        out = x.astype(np.float32)
-        out -= mean[:, None, :].astype(np.float32)
-        out /= std[:, None, :].astype(np.float32)
-        out[~present] = 0.0
-        return out
+        if mean.ndim == 2:  # per band: broadcast over nodes
+            mean, std = mean[:, None, :], std[:, None, :]
+        return standardize(x, present, mean, std)
 
     def read(
         self, rows: np.ndarray, normalize: Normalize = "recording"

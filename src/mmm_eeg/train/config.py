@@ -10,6 +10,7 @@ import yaml
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.normalization import Normalizer
 
 T = TypeVar("T")
 
@@ -31,10 +32,7 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.loader_workers < 0:
             raise UserInputError(f"loader_workers must be >= 0; got {self.loader_workers}.")
-        if self.normalize not in ("recording", "subject", "none"):
-            raise UserInputError(
-                f"normalize must be recording, subject or none; got {self.normalize!r}."
-            )
+        Normalizer.parse(self.normalize)  # a clear error for an unknown name
 
 
 @dataclass
@@ -60,6 +58,16 @@ class PretrainConfig(TrainerConfig):
     loss_on: str = "masked"
     head: str = "linear"
     checkpoint_every_n_steps: int | None = None
+    # Save the encoder every N epochs to RUN/snapshots/epoch-NNNN (curves of downstream
+    # accuracy against pretraining length); None: only the final encoder.
+    snapshot_every_n_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.snapshot_every_n_epochs is not None and self.snapshot_every_n_epochs < 1:
+            raise UserInputError(
+                f"snapshot_every_n_epochs must be >= 1; got {self.snapshot_every_n_epochs}."
+            )
 
 
 @dataclass

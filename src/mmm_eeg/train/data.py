@@ -42,8 +42,8 @@ class CorpusBatches(IterableDataset):
         Windows per batch.
     targets : ndarray | None
         Class index per corpus window (-1 unlabelled); None yields ``y = -1``.
-    normalize : {"recording", "subject", "none"}
-        Normalisation on read.
+    normalize : str
+        Normalisation on read (a name from :data:`mmm_eeg.normalization.NORMALIZATIONS`).
     shuffle : bool
         Shuffle (training) or keep corpus order (evaluation).
     seed : int

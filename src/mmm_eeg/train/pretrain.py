@@ -162,6 +162,20 @@ def build_trainer(config: Any, folder: Path, callbacks: list, epochs: int, **ext
     )
 
 
+class EncoderSnapshots(_lightning().Callback):
+    """Save the encoder every ``every`` epochs to ``folder/epoch-NNNN`` (rank zero only)."""
+
+    def __init__(self, folder: Path, every: int) -> None:
+        self.folder, self.every = folder, every
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0 and trainer.is_global_zero:
+            pl_module.autoencoder.encoder.save_pretrained(
+                self.folder / f"epoch-{epoch:04d}", metadata={"epoch": epoch}
+            )
+
+
 def split_recordings(corpus: Corpus, rows: np.ndarray, fraction: float, seed: int):
     """Train and validation windows, split by recording (no recording on both sides)."""
     recordings = corpus.index["recording"].to_numpy()[rows]
@@ -239,6 +253,8 @@ def pretrain(
         every_n_train_steps=config.checkpoint_every_n_steps,
     )
     callbacks = [last_checkpoint]
+    if config.snapshot_every_n_epochs:
+        callbacks.append(EncoderSnapshots(out / "snapshots", config.snapshot_every_n_epochs))
     if len(val_rows):
         callbacks.append(
             ModelCheckpoint(

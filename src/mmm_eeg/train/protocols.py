@@ -11,6 +11,13 @@ trials / windows of the training part), never from the test fold; the test fold 
   validates (a whole held-out trial would carry a single label).
 - ``time-split``: within each recording, the first 80 % of windows train (its last eighth
   validates), the rest tests.
+- ``within-subject``: ``time-split`` per subject, one fold each (the paper's own protocol, in
+  which each subject's earlier data trains and its later data tests).
+- ``time-blocked``: K contiguous blocks in time per recording; fold j tests block j of every
+  recording, validates on the next block, trains on the rest; ``gap`` windows on each side of
+  the test block are left out, so that no training window overlaps or touches a test window.
+  Every test fold must hold every class (a recording whose classes come in long blocks would
+  otherwise be scored on one class): a clear error says when it does not.
 """
 
 from __future__ import annotations
@@ -24,7 +31,16 @@ import pandas as pd
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.recording import natural_key
 
-PROTOCOLS = ("loso", "subject-kfold", "holdout", "seed", "seed-iv", "time-split")
+PROTOCOLS = (
+    "loso",
+    "subject-kfold",
+    "holdout",
+    "seed",
+    "seed-iv",
+    "time-split",
+    "within-subject",
+    "time-blocked",
+)
 SEED_SPLIT = {"seed": (9, 15), "seed-iv": (16, 24)}
 
 
@@ -57,6 +73,8 @@ def make_folds(
     k: int = 5,
     val_subjects: int = 2,
     seed: int = 0,
+    gap: int = 1,
+    labels: np.ndarray | None = None,
 ) -> list[Fold]:
     """Folds of ``protocol`` over the windows ``rows`` of a corpus index.
 
@@ -76,6 +94,11 @@ def make_folds(
         Subjects taken from the training side for validation (subject protocols).
     seed : int
         Seed for subject shuffling and validation picks.
+    gap : int
+        ``time-blocked``: windows left out on each side of a test block.
+    labels : ndarray | None
+        ``time-blocked``: class per corpus window, to check that every test fold holds every
+        class (default: the index's ``label`` column).
 
     Returns
     -------
@@ -126,6 +149,14 @@ def make_folds(
         return folds
     if protocol in SEED_SPLIT:
         return _seed_folds(index, rows, protocol)
+    if protocol == "within-subject":
+        return [
+            _time_split(index, rows[subjects[rows] == s], f"within-{s}")
+            for s in sorted(set(subjects[rows]), key=natural_key)
+        ]
+    if protocol == "time-blocked":
+        labels = index["label"].astype(str).to_numpy() if labels is None else np.asarray(labels)
+        return _time_blocked(index, rows, k, gap, labels)
     return [_time_split(index, rows)]
 
 
@@ -169,7 +200,7 @@ def _seed_folds(index: pd.DataFrame, rows: np.ndarray, protocol: str) -> list[Fo
     return folds
 
 
-def _time_split(index: pd.DataFrame, rows: np.ndarray) -> Fold:
+def _time_split(index: pd.DataFrame, rows: np.ndarray, name: str = "time-split") -> Fold:
     recordings = index["recording"].to_numpy()[rows]
     train, val, test = [], [], []
     for rec in pd.unique(recordings):
@@ -181,7 +212,62 @@ def _time_split(index: pd.DataFrame, rows: np.ndarray) -> Fold:
         val.append(mine[cut_val:cut])
         test.append(mine[cut:])
     return Fold(
-        "time-split",
+        name,
         *(np.concatenate(p) for p in (train, val, test)),
         {"train": "first 70 %", "val": "70-80 %", "test": "last 20 % of each recording"},
     )
+
+
+def _time_blocked(
+    index: pd.DataFrame, rows: np.ndarray, k: int, gap: int, labels: np.ndarray
+) -> list[Fold]:
+    if k < 2:
+        raise UserInputError(f"time-blocked needs k >= 2 folds; got k={k}.")
+    if gap < 0:
+        raise UserInputError(f"gap must be >= 0 windows; got {gap}.")
+    recordings = index["recording"].to_numpy()[rows]
+    starts = index["start_s"].to_numpy()
+    block = np.full(len(rows), -1)
+    position = np.zeros(len(rows), dtype=int)
+    for rec in pd.unique(recordings):
+        mine = np.flatnonzero(recordings == rec)
+        mine = mine[np.argsort(starts[rows[mine]], kind="stable")]
+        if len(mine) < k * (2 * gap + 1):
+            raise UserInputError(
+                f"{rec}: {len(mine)} windows are too few for {k} time blocks with a gap of "
+                f"{gap}; lower k or gap."
+            )
+        block[mine] = np.arange(len(mine)) * k // len(mine)
+        position[mine] = np.arange(len(mine))
+    folds = []
+    for j in range(k):
+        near = np.zeros(len(rows), dtype=bool)  # within `gap` windows of the test block
+        for rec in pd.unique(recordings):
+            mine = recordings == rec
+            test_pos = position[mine & (block == j)]
+            lo, hi = test_pos.min() - gap, test_pos.max() + gap
+            near |= mine & (position >= lo) & (position <= hi) & (block != j)
+        test = block == j
+        val = (block == (j + 1) % k) & ~near
+        train = ~test & ~val & ~near
+        classes, held = set(labels[rows]), set(labels[rows[test]])
+        if held != classes:
+            raise UserInputError(
+                f"time-blocked fold {j + 1} of {k} tests only {sorted(held)} of the classes "
+                f"{sorted(classes)}: the classes come in blocks longer than a fold. Use "
+                "recordings that each hold every class, fewer folds, or a subject protocol."
+            )
+        folds.append(
+            Fold(
+                f"block-{j + 1}-of-{k}",
+                rows[train],
+                rows[val],
+                rows[test],
+                {
+                    "test": f"block {j + 1} of {k} in time",
+                    "val": f"block {(j + 1) % k + 1}",
+                    "gap_windows": gap,
+                },
+            )
+        )
+    return folds

@@ -1,0 +1,114 @@
+"""Classical decoders the models are compared with (scikit-learn and pyriemann).
+
+- DE + logistic regression: the DE features on the topology, flattened over the present
+  nodes, logistic regression.
+- Riemannian tangent space (as MOABB's pipelines and pyriemann's examples): per window and
+  frequency band, the spatial covariance of the band-passed signals (OAS shrinkage); each
+  subject's covariances re-centred at the identity (their Riemannian mean whitened away, the
+  standard cross-subject transfer step); projected to the tangent space; logistic regression.
+
+Both end in :func:`logistic_probe`, a logistic regression whose regularisation is chosen by
+cross-validation over groups (subjects) of the training side only, the same probe that reads a
+frozen MMM encoder's tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.signal import butter, sosfiltfilt
+
+REGULARISATION = (1e-3, 1e-2, 1e-1, 1.0)  # C of the logistic regression, chosen by inner CV
+
+
+def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, seed: int = 0):
+    """Standardise, then logistic regression with C chosen by grouped inner cross-validation.
+
+    Parameters
+    ----------
+    features : ndarray, shape (n_windows, n_features)
+        Training features.
+    targets : ndarray, shape (n_windows,)
+        Class index per window.
+    groups : ndarray, shape (n_windows,)
+        Group per window (subject, or time block within one subject); inner folds never split
+        a group, so C is chosen on data from groups the candidate model did not see.
+    seed : int
+        Seed of the solver.
+
+    Returns
+    -------
+    sklearn.model_selection.GridSearchCV
+        Refitted on all of ``features`` with the chosen C.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("logistic_probe needs at least 2 groups for its inner cross-validation.")
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    search = GridSearchCV(
+        pipeline,
+        {"logisticregression__C": list(REGULARISATION)},
+        cv=GroupKFold(n_splits=min(4, n_groups)),
+        scoring="balanced_accuracy",
+    )
+    return search.fit(features, targets, groups=groups)
+
+
+def band_covariances(
+    data: np.ndarray,
+    sfreq: float,
+    starts: np.ndarray,
+    n_samples: int,
+    bands: Sequence[tuple[float, float]],
+) -> np.ndarray:
+    """Spatial covariances of band-passed windows, (n_windows, n_bands, n_channels, n_channels).
+
+    Each band is filtered over the whole recording (4th-order Butterworth, zero phase) before
+    windowing, so that windows carry no filter edge; OAS shrinkage keeps 1 s covariances well
+    conditioned.
+    """
+    from pyriemann.estimation import Covariances
+
+    nyquist = sfreq / 2
+    out = np.empty((len(starts), len(bands), data.shape[0], data.shape[0]))
+    for b, (low, high) in enumerate(bands):
+        high = min(high, 0.95 * nyquist)
+        sos = butter(4, (low, high), btype="bandpass", fs=sfreq, output="sos")
+        filtered = sosfiltfilt(sos, data, axis=-1)
+        windows = np.stack([filtered[:, s : s + n_samples] for s in starts])
+        out[:, b] = Covariances("oas").fit_transform(windows)
+    return out
+
+
+def recentred_tangent_space(covariances: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Tangent-space vectors of covariances re-centred per group, concatenated over bands.
+
+    Parameters
+    ----------
+    covariances : ndarray, shape (n_windows, n_bands, n_channels, n_channels)
+        From :func:`band_covariances`.
+    groups : ndarray, shape (n_windows,)
+        Subject of each window: each subject's Riemannian mean is whitened to the identity
+        (unsupervised: it uses no label), then vectors are taken at the identity.
+    """
+    from pyriemann.geometry.tangentspace import tangent_space
+    from pyriemann.utils.base import invsqrtm
+    from pyriemann.utils.mean import mean_riemann
+
+    _, n_bands, c, _ = covariances.shape
+    centred = np.empty_like(covariances)
+    for g in np.unique(groups):
+        mine = groups == g
+        for b in range(n_bands):
+            whitening = invsqrtm(mean_riemann(covariances[mine, b]))
+            centred[mine, b] = whitening @ covariances[mine, b] @ whitening
+    identity = np.eye(c)  # every group is centred there
+    return np.concatenate(
+        [tangent_space(centred[:, b], identity, metric="riemann") for b in range(n_bands)], axis=1
+    )

@@ -1,0 +1,138 @@
+"""Standardisation of DE features: per recording, per subject or none; per band or per node.
+
+DE values differ between people and sessions by more than between most conditions, so every
+model reads standardised features. Two choices define the standardisation:
+
+- ``by``: the group whose own statistics are used: ``"recording"``, ``"subject"`` (pooled over
+  the subject's recordings) or ``"none"`` (features as computed). Per recording is transductive
+  when a recording holds one condition (eegmat: rest *or* arithmetic per file): the condition's
+  mean is subtracted away. Per subject needs a subject's data of every condition; for a new
+  subject at inference, the statistics come from that subject's own (unlabelled) data.
+- ``per``: ``"band"`` (one mean and std per band, over the present nodes: the reference's
+  "gaussian" standardisation of SEED) or ``"node"`` (one per node and band, like a
+  ``StandardScaler`` fitted on each subject).
+
+A normalisation is written as one string: ``"subject"``, ``"subject-node"``, ``"recording"``,
+``"recording-node"``, ``"none"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mmm_eeg.errors import UserInputError
+
+NORMALIZATIONS = ("recording", "subject", "none", "recording-node", "subject-node")
+Group = Literal["recording", "subject", "none"]
+Per = Literal["band", "node"]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """How DE features are standardised; see the module docstring.
+
+    Parameters
+    ----------
+    by : {"recording", "subject", "none"}
+        Whose statistics standardise a window.
+    per : {"band", "node"}
+        One mean and std per band (over present nodes), or per node and band.
+    """
+
+    by: Group = "subject"
+    per: Per = "band"
+
+    def __post_init__(self) -> None:
+        if self.by not in ("recording", "subject", "none"):
+            raise UserInputError(f"by must be recording, subject or none; got {self.by!r}.")
+        if self.per not in ("band", "node"):
+            raise UserInputError(f"per must be band or node; got {self.per!r}.")
+
+    @classmethod
+    def parse(cls, value: str | Normalizer) -> Normalizer:
+        """A normaliser from its name (one of ``NORMALIZATIONS``)."""
+        if isinstance(value, Normalizer):
+            return value
+        if value not in NORMALIZATIONS:
+            raise UserInputError(
+                f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {value!r}."
+            )
+        by, _, per = value.partition("-")
+        return cls(by, "node" if per else "band")  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.by if self.per == "band" or self.by == "none" else f"{self.by}-node"
+
+    def fit_transform(
+        self, x: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Standardise windows with their own group's statistics (float32, absent nodes 0).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_windows, n_nodes, n_bands)
+            DE features on the topology.
+        present : ndarray of bool, shape (n_windows, n_nodes)
+            Nodes each window has.
+        groups : ndarray, shape (n_windows,) | None
+            The recording or subject of each window (by ``self.by``); None: one group.
+        """
+        x, present = np.asarray(x), np.asarray(present, dtype=bool)
+        if x.ndim != 3 or present.shape != x.shape[:2]:
+            raise ValueError(
+                f"x must be (windows, nodes, bands) and present (windows, nodes); got "
+                f"{x.shape} and {present.shape}."
+            )
+        groups = np.zeros(len(x), dtype=int) if groups is None else np.asarray(groups)
+        if len(groups) != len(x):
+            raise ValueError(f"groups has {len(groups)} entries for {len(x)} windows.")
+        if self.by == "none":
+            return np.where(present[..., None], x, 0.0).astype(np.float32)
+        out = np.zeros(x.shape, dtype=np.float32)
+        for g in np.unique(groups):
+            mine = groups == g
+            count, total, squares = node_moments(x[mine], present[mine])
+            mean, std = self.statistics(count, total, squares)
+            out[mine] = standardize(x[mine], present[mine], mean, std)
+        return out
+
+    def statistics(
+        self, count: np.ndarray, total: np.ndarray, squares: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std from :func:`node_moments` of one group: (n_bands,) or (n_nodes, n_bands).
+
+        A node or band without data, or with (near) zero spread, gets mean 0 and std 1.
+        """
+        if self.per == "band":
+            count, total, squares = count.sum(0), total.sum(0), squares.sum(0)
+        n = np.maximum(count, 1)[..., None] if self.per == "node" else max(count, 1)
+        mean = total / n
+        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        empty = (count == 0)[..., None] if self.per == "node" else np.full(mean.shape, count == 0)
+        std = np.where(empty | ~np.isfinite(std) | (std <= 1e-8), 1.0, std)
+        mean = np.where(empty | ~np.isfinite(mean), 0.0, mean)
+        return mean, std
+
+
+def node_moments(x: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows per node, and per node and band the sum and the sum of squares over windows.
+
+    Sufficient statistics: moments of several recordings add, so a subject's statistics are
+    pooled from its recordings' without reading them twice.
+    """
+    weight = np.asarray(present, dtype=np.float64)[..., None]
+    values = np.where(weight > 0, np.asarray(x, dtype=np.float64), 0.0)
+    return weight[..., 0].sum(0), values.sum(0), (values**2).sum(0)
+
+
+def standardize(
+    x: np.ndarray, present: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> np.ndarray:
+    """``(x - mean) / std`` as float32, absent nodes 0; mean/std broadcast against x."""
+    out = np.asarray(x, dtype=np.float32) - np.asarray(mean, dtype=np.float32)
+    out /= np.asarray(std, dtype=np.float32)
+    out[~np.asarray(present, dtype=bool)] = 0.0
+    return out
