@@ -257,3 +257,24 @@ def test_a_corpus_from_before_a_new_setting_still_extends(tmp_path):
     CorpusWriter(tmp_path / "c", topology, PreprocessConfig()).close()
     with pytest.raises(UserInputError, match="other preprocessing"):
         CorpusWriter(tmp_path / "c", topology, PreprocessConfig(bipolar="midpoint"))
+
+
+def test_node_normalisation_on_read_equals_the_normalizer(shared_corpus):
+    from mmm_eeg.normalization import Normalizer
+
+    corpus, _, _ = shared_corpus
+    subjects = corpus.index.subject.astype(str).to_numpy()
+    rows = np.flatnonzero(subjects == "eegmat-05")  # two recordings: rest and arithmetic
+    x, present = corpus.read(rows, "subject-node")
+    expected = Normalizer("subject", "node").fit_transform(
+        corpus.features[rows], corpus.present[rows]
+    )
+    np.testing.assert_allclose(x, expected, atol=1e-5)
+    nodes = present[0]
+    np.testing.assert_allclose(x[:, nodes].mean(0), 0, atol=1e-4)
+    # per recording, each file is standardised on its own: a one-condition recording's mean
+    # vanishes, which is why the benchmark reads per subject
+    first = rows[corpus.index.recording.to_numpy()[rows] == corpus.index.recording.iloc[rows[0]]]
+    per_recording, _ = corpus.read(first, "recording-node")
+    np.testing.assert_allclose(per_recording[:, nodes].mean(0), 0, atol=1e-4)
+    assert np.abs(x[: len(first), nodes].mean(0)).max() > 0.1

@@ -383,3 +383,72 @@ def test_full_disk_while_checkpointing_then_resume(corpus_path, tmp_path):
     import pandas as pd
 
     assert pd.read_csv(run / "logs" / "metrics.csv")["epoch"].max() == 1  # both epochs ran
+
+
+def test_within_subject_and_time_blocked_folds(corpus_path):
+    corpus = Corpus(corpus_path)
+    index = corpus.index
+    rows = select_windows(index, "dataset == eegmat")
+    starts, rec = index.start_s.to_numpy(), index.recording.to_numpy()
+    subjects, labels = index.subject.astype(str).to_numpy(), index.label.astype(str).to_numpy()
+    within = make_folds(index, rows, "within-subject")
+    assert len(within) == 18
+    for fold in within:
+        assert len(set(subjects[np.concatenate([fold.train, fold.val, fold.test])])) == 1
+        for r in set(rec[fold.test]):  # later data tests
+            assert (
+                starts[fold.train][rec[fold.train] == r].max()
+                < starts[fold.test][rec[fold.test] == r].min()
+            )
+    one = rows[subjects[rows] == "eegmat-03"]  # two recordings, one class each
+    folds = make_folds(index, one, "time-blocked", k=4, gap=2)
+    assert sorted(np.concatenate([f.test for f in folds])) == sorted(one)
+    for fold in folds:
+        assert set(labels[fold.test]) == {"rest", "arithmetic"}
+        assert not set(fold.test) & (set(fold.train) | set(fold.val))
+        for r in set(rec[one]):
+            test_s = starts[fold.test][rec[fold.test] == r]
+            for part in (fold.train, fold.val):
+                near = np.abs(starts[part][rec[part] == r][:, None] - test_s[None]).min(initial=99)
+                assert near > 2  # at least `gap` windows between training and test
+    single = one[rec[one] == rec[one[0]]]  # one recording: one class, a meaningless test
+    with pytest.raises(UserInputError, match="tests only"):
+        make_folds(index, single, "time-blocked", k=3)
+    with pytest.raises(UserInputError, match="too few"):
+        make_folds(index, single[:10], "time-blocked", k=4, gap=2)
+
+
+def test_layer_decay_and_frozen_warm_up():
+    from mmm_eeg.model import MMMClassifier
+    from mmm_eeg.train.finetune import FinetuneModule, encoder_lr_scales
+    from mmm_eeg.train.pretrain import param_groups
+
+    classifier = MMMClassifier(MMMEncoder(dim=16, depth=3, heads=4), n_outputs=2)
+    scales = encoder_lr_scales(3, 0.1, 0.5)
+    groups = param_groups(classifier, 0.01, scales)
+    by_name = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    named = dict(classifier.named_parameters())
+    assert by_name[id(named["encoder.blocks.2.mlp.fc1.weight"])] == pytest.approx(0.05)
+    assert by_name[id(named["encoder.blocks.0.mlp.fc1.weight"])] == pytest.approx(0.0125)
+    assert by_name[id(named["encoder.patch_embed.weight"])] == pytest.approx(0.00625)
+    assert by_name[id(named["head.2.weight"])] == 1.0
+    assert encoder_lr_scales(3, 0.1, 1.0) == dict.fromkeys(scales, 0.1)  # no decay: one rate
+
+    config = FinetuneConfig(freeze_epochs=2, dim=16, depth=3, heads=4)
+    module = FinetuneModule(classifier, config)
+
+    class Epoch:  # what on_train_epoch_start reads from Lightning
+        def __init__(self, epoch):
+            self.current_epoch = epoch
+            self.datamodule = type(
+                "D",
+                (),
+                {"train_set": type("S", (), {"set_epoch": staticmethod(lambda epoch: None)})},
+            )
+
+    for epoch, trains in ((0, False), (1, False), (2, True)):
+        module._trainer = Epoch(epoch)
+        module.on_train_epoch_start()
+        assert named["encoder.blocks.0.mlp.fc1.weight"].requires_grad is trains
+        assert named["encoder.norm.weight"].requires_grad is False  # never trained
+        assert named["head.2.weight"].requires_grad

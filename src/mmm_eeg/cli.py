@@ -483,12 +483,16 @@ def finetune(
         Path | None, typer.Option(help="YAML file with any of these options.")
     ] = None,
     protocol: Annotated[
-        str | None, typer.Option(help="loso, subject-kfold, holdout, seed, seed-iv, time-split.")
+        str | None,
+        typer.Option(
+            help="loso, subject-kfold, holdout, seed, seed-iv, time-split, within-subject, "
+            "time-blocked."
+        ),
     ] = None,
     test_subjects: Annotated[
         str | None, typer.Option(help="Comma-separated, for holdout (or a subset for loso).")
     ] = None,
-    k: Annotated[int | None, typer.Option(help="Folds for subject-kfold.")] = None,
+    k: Annotated[int | None, typer.Option(help="Folds for subject-kfold, time-blocked.")] = None,
     freeze_encoder: Annotated[
         bool | None, typer.Option("--freeze-encoder/--train-encoder", help="Linear probe.")
     ] = None,
@@ -507,6 +511,12 @@ def finetune(
     channel_dropout: Annotated[
         float | None,
         typer.Option(help="Probability that a training window loses a random set of channels."),
+    ] = None,
+    layer_decay: Annotated[
+        float | None, typer.Option(help="Block i of d learns at decay**(d-i) of the rate.")
+    ] = None,
+    freeze_epochs: Annotated[
+        int | None, typer.Option(help="Epochs with the encoder frozen before it trains.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse the finished folds in --out.")] = False,
 ) -> None:

@@ -85,6 +85,11 @@ class FinetuneConfig(TrainerConfig):
     batch_size: int = 256
     lr: float = 1e-3
     encoder_lr_scale: float = 0.1  # applies to a pretrained encoder only
+    # Recipe for a pretrained encoder: block i of d learns at layer_decay ** (d - i) times the
+    # encoder's rate (embeddings at layer_decay ** (d + 1)); the encoder stays frozen for the
+    # first freeze_epochs epochs (the head warms up on fixed features), then trains.
+    layer_decay: float = 1.0
+    freeze_epochs: int = 0
     weight_decay: float = 0.01
     class_weights: str | None = None
     hidden: int = 64
@@ -104,6 +109,10 @@ class FinetuneConfig(TrainerConfig):
             raise UserInputError(
                 f"channel_dropout must be a probability in [0, 1]; got {self.channel_dropout}."
             )
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise UserInputError(f"layer_decay must be in (0, 1]; got {self.layer_decay}.")
+        if self.freeze_epochs < 0:
+            raise UserInputError(f"freeze_epochs must be >= 0; got {self.freeze_epochs}.")
         if self.channel_dropout_min < 1:
             raise UserInputError(
                 f"channel_dropout_min must be >= 1; got {self.channel_dropout_min}."

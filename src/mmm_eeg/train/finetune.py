@@ -47,6 +47,8 @@ class FinetuneModule(_lightning().LightningModule):
         self.classifier, self.config = classifier, config
         self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # The encoder weights that train at all (the reference's unused norms never do).
+        self._encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
 
     def training_step(self, batch, batch_idx):
         x, present, y = batch
@@ -82,10 +84,18 @@ class FinetuneModule(_lightning().LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.trainer.datamodule.train_set.set_epoch(self.current_epoch)
+        if self.config.freeze_epochs:  # AdamW skips weights without a gradient
+            frozen = self.current_epoch < self.config.freeze_epochs
+            for p in self._encoder_params:
+                p.requires_grad_(not frozen)
 
     def configure_optimizers(self):
         pretrained = self.config.init not in (None, "", "scratch")
-        scales = {"encoder.": self.config.encoder_lr_scale if pretrained else 1.0}
+        scales = encoder_lr_scales(
+            self.classifier.encoder.depth,
+            self.config.encoder_lr_scale if pretrained else 1.0,
+            self.config.layer_decay,
+        )
         groups = param_groups(self.classifier, self.config.weight_decay, scales)
         for g in groups:
             g["lr"] = self.config.lr * g.pop("lr_scale")
@@ -96,6 +106,16 @@ class FinetuneModule(_lightning().LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def encoder_lr_scales(depth: int, base: float, layer_decay: float) -> dict[str, float]:
+    """Learning-rate multipliers by parameter-name prefix (first match wins, as
+    :func:`~mmm_eeg.train.pretrain.param_groups` reads them): block i of ``depth`` gets
+    ``base * layer_decay ** (depth - i)``, the rest of the encoder (embeddings, tokens)
+    ``base * layer_decay ** (depth + 1)``; the head is not listed (1)."""
+    scales = {f"encoder.blocks.{i}.": base * layer_decay ** (depth - i) for i in range(depth)}
+    scales["encoder."] = base * layer_decay ** (depth + 1)
+    return scales
 
 
 @torch.no_grad()

@@ -251,10 +251,11 @@ def _time_blocked(
         val = (block == (j + 1) % k) & ~near
         train = ~test & ~val & ~near
         classes, held = set(labels[rows]), set(labels[rows[test]])
-        if held != classes:
+        if held != classes or len(held) < 2:
             raise UserInputError(
                 f"time-blocked fold {j + 1} of {k} tests only {sorted(held)} of the classes "
-                f"{sorted(classes)}: the classes come in blocks longer than a fold. Use "
+                f"{sorted(classes)}: a balanced accuracy needs two classes in every test fold, "
+                "and here the classes come in blocks longer than a fold. Use "
                 "recordings that each hold every class, fewer folds, or a subject protocol."
             )
         folds.append(
