@@ -52,5 +52,6 @@ def main() -> None:
         mean, std = loso(z, y, subjects)
         print(f"| corpus normalisation `{mode}` | {mean:.3f} ± {std:.3f} |")
 
+
 if __name__ == "__main__":
     main()

@@ -66,7 +66,7 @@ def test_quick_transfer_benchmark_on_real_data(tmp_path, eeg_data, checkpoint_pa
     ]  # TP9 AF7 AF8 TP10
     p = r["pretraining"]
     assert p["windows"] > 5000 and p["epochs"] == 3 and p["final_loss"] > 0
-    assert set(p["probe_by_epoch"]) == {"0", "1", "2", "3"}
+    assert set(p["probe_by_epoch"]) == {"0", "3"}
     assert "eegmat-24" not in r["protocol"]["pool"].split("not in")[0]
     for plot in (
         "methods.png",

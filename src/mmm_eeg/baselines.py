@@ -56,6 +56,7 @@ def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray
         {"logisticregression__C": list(REGULARISATION)},
         cv=GroupKFold(n_splits=min(4, n_groups)),
         scoring="balanced_accuracy",
+        n_jobs=-1,  # the candidate fits run in parallel on every core
     )
     return search.fit(features, targets, groups=groups)
 

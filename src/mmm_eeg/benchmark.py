@@ -119,7 +119,7 @@ def settings(quick: bool, seed: int) -> Settings:
                 decoder_depth=2,
                 heads=4,
                 seed=seed,
-                snapshot_every_n_epochs=1,
+                snapshot_every_n_epochs=3,
             ),
             finetune=replace(FINETUNE, epochs=3, patience=3, dim=16, depth=2, heads=4, seed=seed),
             tuh_epochs=1,
@@ -573,6 +573,22 @@ def results_markdown(r: dict[str, Any]) -> str:
         f"Pool encoder, LOSO probe by pretraining epoch: {curve}.",
         f"Runtime: {r['runtime_s']:.0f} s.",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def demo_markdown(r: dict[str, Any]) -> str:
+    """The demo's compact table (fits 100 columns): the main protocols with their spread."""
+    lines = [
+        "| method | LOSO (12 subjects) | LOSO linear probe | within-subject |",
+        "|---|---|---|---|",
+    ]
+    for name, m in r["methods"].items():
+        main = m["balanced_accuracy"]
+        note = f" ({len(main['per_subject'])} subj.)" if len(main["per_subject"]) < 12 else ""
+        lines.append(
+            f"| {name} | {_ms(main)}{note} | {_ms(m.get('linear_probe'))} | "
+            f"{_ms(m['within_subject'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
