@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
-from mmm_eeg.benchmark import FINETUNE, TUH  # noqa: E402
+from mmm_eeg.benchmark import TUH, settings  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
 from mmm_eeg.train.finetune import label_targets, train_fold  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
@@ -52,18 +52,12 @@ def main() -> None:
     targets, names = label_targets(corpus, rows)
     scored = [f"eegmat-{i}" for i in range(18, 24)]
     fold = make_folds(corpus.index, rows, "holdout", scored, val_subjects=2, seed=0)[0]
-    pretrained = json.loads((args.run / "results.json").read_text())["protocol"]
+    budget = settings(quick=False, seed=0)  # the full benchmark's budget
     base = {
-        "mmm_pool": replace(
-            FINETUNE,
-            init=str(args.run / "pretrain"),
-            epochs=pretrained["finetune"]["epochs"],
-            patience=pretrained["finetune"]["patience"],
-            dim=pretrained["pretrain"]["dim"],
-            depth=pretrained["pretrain"]["depth"],
-            heads=pretrained["pretrain"]["heads"],
+        "mmm_pool": replace(budget.finetune, init=str(args.run / "pretrain")),
+        "mmm_tuh": replace(
+            TUH, init=str(checkpoint), epochs=budget.tuh_epochs, patience=budget.finetune.patience
         ),
-        "mmm_tuh": replace(TUH, init=str(checkpoint), epochs=pretrained["tuh_finetune"]["epochs"]),
     }
     results: dict[str, dict[str, dict]] = {}
     for model, config in base.items():

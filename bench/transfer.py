@@ -9,6 +9,7 @@ docs/results/transfer.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -28,8 +29,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "transfer")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="Rewrite the tables and docs from OUT/results.json without rerunning.",
+    )
     args = parser.parse_args()
-    result = run_transfer_benchmark(args.data, args.out, quick=False, seed=args.seed)
+    if args.render_only:
+        result = json.loads((args.out / "results.json").read_text())
+    else:
+        result = run_transfer_benchmark(args.data, args.out, quick=False, seed=args.seed)
     target = ROOT / "docs" / "results" / "transfer.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.out / "results.json", target)
@@ -42,9 +51,14 @@ def main() -> None:
     for plot in plots:
         if (args.out / "plots" / plot).is_file():
             shutil.copy(args.out / "plots" / plot, target.parent / f"transfer_{plot}")
-    command = "python bench/transfer.py " + " ".join(sys.argv[1:])
+    given = [a for a in sys.argv[1:] if a != "--render-only"]
+    command = "python bench/transfer.py " + " ".join(given)
     date = datetime.now(UTC).strftime("%Y-%m-%d")
-    table = f"Measured {date} with `{command.strip()}`.\n\n" + results_markdown(result)
+    rendered = " (tables re-rendered from its results.json with `--render-only`)"
+    table = (
+        f"Measured {date} with `{command.strip()}`{rendered if args.render_only else ''}.\n\n"
+        + results_markdown(result)
+    )
     update_benchmarks_md("transfer", table)
     print(table)
 

@@ -242,9 +242,9 @@ def run_transfer_benchmark(
         )
         probes = probe_protocols(frozen_tokens(encoder, corpus, rows, config), protocols, context)
         methods[name] = {
-            "balanced_accuracy": _per_subject_summary(full),
+            "balanced_accuracy": per_subject_summary(full),
             "linear_probe": probes["balanced_accuracy"],
-            "low_label": _per_subject_summary(few),
+            "low_label": per_subject_summary(few),
             "low_label_probe": probes["low_label"],
             "within_subject": probes["within_subject"],
             "missing_channels": missing_channels_mmm(
@@ -525,7 +525,8 @@ def _summary(per_subject: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def _per_subject_summary(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
+def per_subject_summary(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, std and per-subject balanced accuracy over ``train_fold`` results."""
     collected: dict[str, list[float]] = {}
     for r in fold_results:
         for s, v in r["test_per_subject"].items():
@@ -572,8 +573,52 @@ def results_markdown(r: dict[str, Any]) -> str:
         "retraining.",
         f"Pool encoder, LOSO probe by pretraining epoch: {curve}.",
         f"Runtime: {r['runtime_s']:.0f} s.",
+        *paired_markdown(r),
     ]
     return "\n".join(lines) + "\n"
+
+
+def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a - b`` over the subjects both summaries score: mean, std, and how many ``a`` wins."""
+    subjects = sorted(set(a["per_subject"]) & set(b["per_subject"]))
+    diff = np.array([a["per_subject"][s] - b["per_subject"][s] for s in subjects])
+    return {
+        "mean": float(diff.mean()),
+        "std": float(diff.std()),
+        "better": int((diff > 0).sum()),
+        "n": len(subjects),
+    }
+
+
+def paired_markdown(r: dict[str, Any]) -> list[str]:
+    """Each MMM column against the strongest classical baseline, paired over subjects."""
+    classical = {k: m for k, m in r["methods"].items() if not k.startswith("mmm")}
+    if not classical:
+        return []
+    best = max(classical, key=lambda k: classical[k]["balanced_accuracy"]["mean"])
+    lines = [
+        "",
+        f"Paired against the strongest classical baseline ({best}), per subject: mean "
+        "difference ± std (subjects where MMM is better / subjects).",
+        "",
+        "| method | LOSO fine-tuned | LOSO linear probe | 3 subjects | 3 subjects, probe |",
+        "|---|---|---|---|---|",
+    ]
+    base = classical[best]
+    for name, m in r["methods"].items():
+        if name in classical:
+            continue
+        cells = []
+        for key, against in (
+            ("balanced_accuracy", "balanced_accuracy"),
+            ("linear_probe", "balanced_accuracy"),
+            ("low_label", "low_label"),
+            ("low_label_probe", "low_label"),
+        ):
+            d = paired_difference(m[key], base[against])
+            cells.append(f"{d['mean']:+.3f} ± {d['std']:.3f} ({d['better']}/{d['n']})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def demo_markdown(r: dict[str, Any]) -> str:

@@ -397,7 +397,7 @@ class Corpus:
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._moments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._node_cache: dict[str, dict[Any, tuple[np.ndarray, np.ndarray]]] = {}
 
     def __len__(self) -> int:
         return self.meta["n_windows"]
@@ -447,14 +447,14 @@ class Corpus:
 
         ``mode`` is a :class:`~mmm_eeg.normalization.Normalizer` or its name. Per band, the
         statistics stored per recording at preprocessing are pooled (weighted by windows) over a
-        subject's recordings; per node, each needed recording is read once and its moments kept.
+        subject's recordings; per node, a group's recordings are read once and its statistics kept.
         Statistics are kept per recording, so memory does not grow with the number of windows.
         """
         normalizer = Normalizer.parse(mode)
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         recording = np.searchsorted(self._offsets, rows, side="right") - 1
         if normalizer.per == "node" and normalizer.by != "none":
-            return self._node_stats(normalizer, np.unique(recording), recording)
+            return self._node_stats(normalizer, recording)
         mean, std = self._recording_stats(normalizer.by)
         return mean[recording], std[recording]
 
@@ -482,31 +482,35 @@ class Corpus:
         return mean, std
 
     def _node_stats(
-        self, normalizer: Normalizer, needed: np.ndarray, recording: np.ndarray
+        self, normalizer: Normalizer, recording: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per node and band statistics of the windows whose recordings are ``recording``."""
+        """Per node and band statistics for windows of the recordings ``recording``.
+
+        A group's (recording's or subject's) statistics are computed once, from the moments of
+        its recordings (each read once), and kept.
+        """
         rec = self.recordings
-        if normalizer.by == "subject":  # a subject's statistics pool all its recordings
-            subject = rec["subject"].astype(str).to_numpy()
-            needed = np.flatnonzero(np.isin(subject, subject[needed]))
-            groups = subject
+        if normalizer.by == "subject":
+            groups = rec["subject"].astype(str).to_numpy()
         else:
-            groups = np.arange(len(rec)).astype(str)
+            groups = np.arange(len(rec))
+        cache = self._node_cache.setdefault(str(normalizer), {})
+        wanted = np.unique(groups[recording])
         offsets, sizes = rec["offset"].to_numpy(), rec["n_windows"].to_numpy()
-        for r in needed:
-            if int(r) not in self._moments:
-                lo, hi = int(offsets[r]), int(offsets[r] + sizes[r])
-                self._moments[int(r)] = node_moments(self.features[lo:hi], self.present[lo:hi])
-        stats = {}
-        for g in np.unique(groups[needed]):
-            members = [int(r) for r in needed if groups[r] == g]
-            moments = (sum(self._moments[r][k] for r in members) for k in range(3))
-            stats[g] = normalizer.statistics(*moments)
-        mean = np.stack([stats[groups[r]][0] for r in recording]) if len(recording) else None
-        std = np.stack([stats[groups[r]][1] for r in recording]) if len(recording) else None
-        if mean is None:
+        for g in wanted:
+            if g in cache:
+                continue
+            moments = [
+                node_moments(self.features[lo : lo + n], self.present[lo : lo + n])
+                for lo, n in zip(offsets[groups == g], sizes[groups == g], strict=True)
+            ]
+            cache[g] = normalizer.statistics(*(sum(m[k] for m in moments) for k in range(3)))
+        if not len(wanted):
             shape = (0, self.topology.n_nodes, len(self.bands))
             return np.zeros(shape), np.ones(shape)
+        position = np.searchsorted(wanted, groups[recording])
+        mean = np.stack([cache[g][0] for g in wanted])[position]
+        std = np.stack([cache[g][1] for g in wanted])[position]
         return mean, std
 
     @property
