@@ -36,7 +36,6 @@ def main() -> None:
     args = parser.parse_args()
     chosen = json.loads((ROOT / "bench/results/finetune_recipe.json").read_text())["mmm_pool"]
     recipe = max(chosen, key=lambda k: chosen[k]["mean"])
-    transfer = json.loads((ROOT / "docs/results/transfer.json").read_text())
     corpus = Corpus(args.run / "corpus")
     downstream = f"subject in [{', '.join(DOWNSTREAM)}]"
     rows = select_windows(corpus.index, downstream)
@@ -53,7 +52,7 @@ def main() -> None:
     summary = per_subject_summary(
         [train_fold(corpus, f, targets, names, config, out) for f in folds]
     )
-    methods = transfer["methods"]
+    methods = json.loads((ROOT / "docs/results/transfer.json").read_text())["methods"]
     paired = {
         name: paired_difference(summary, methods[name]["balanced_accuracy"])
         for name in ("de_logreg", "riemann", "mmm_pool")
