@@ -49,9 +49,14 @@ def main() -> None:
         **RECIPES[recipe],
     )
     out = ROOT / "bench" / "out" / "recipe_apply"
-    summary = per_subject_summary(
-        [train_fold(corpus, f, targets, names, config, out) for f in folds]
-    )
+    results = []
+    for fold in folds:  # a rerun reuses the folds already trained
+        done = out / "folds" / fold.name / "metrics.json"
+        if done.is_file():
+            results.append(json.loads(done.read_text()))
+        else:
+            results.append(train_fold(corpus, fold, targets, names, config, out))
+    summary = per_subject_summary(results)
     methods = json.loads((ROOT / "docs/results/transfer.json").read_text())["methods"]
     paired = {
         name: paired_difference(summary, methods[name]["balanced_accuracy"])
