@@ -11,6 +11,8 @@ from mmm_eeg.model import MMMEncoder
 from mmm_eeg.model.physiopro import read_state_dict
 from tests.reference_mmm import ReferenceMMM, reference_mask, reference_pos_embed
 
+FLOAT32 = 2e-5  # agreement of two float32 formulations of the same forward pass
+
 
 @pytest.fixture(scope="module")
 def real_de(eeg_data):
@@ -54,16 +56,19 @@ def test_released_checkpoint_forward_matches_reference(checkpoint_path, referenc
         # The inputs the reference sees: all 62 nodes fed, absent ones as zeros.
         expected = reference(x * present[..., None])
         got = ours(x * present[..., None])
-        assert (got - expected).abs().max().item() <= 1e-5
+        # float32: fused SDPA and MHA sum in different orders, and the CPU kernels chosen vary
+        # between processors; 2e-5 on outputs of magnitude ~3 is float32 rounding over 6 blocks
+        # (the float64 check below shows the math is identical).
+        assert (got - expected).abs().max().item() <= FLOAT32
         # absent="zero" with present given is the same computation.
         ours.absent = "zero"
-        assert (ours(x, present) - expected).abs().max().item() <= 1e-5
+        assert (ours(x, present) - expected).abs().max().item() <= FLOAT32
         # absent="exclude" (default) differs where nodes are absent, and only then.
         ours.absent = "exclude"
         full = x[:16]  # eegmmidb: 59 of 62 present -> differs
         assert (ours(full, present[:16]) - expected[:16]).abs().max().item() > 1e-3
         all_present = torch.ones_like(present[:4])
-        assert (ours(x[:4], all_present) - reference(x[:4])).abs().max().item() <= 1e-5
+        assert (ours(x[:4], all_present) - reference(x[:4])).abs().max().item() <= FLOAT32
         # In float64 the two formulations agree to rounding: the math is identical.
         ours, reference, x64 = ours.double(), reference.double(), x.double() * present[..., None]
         assert (ours(x64) - reference(x64)).abs().max().item() <= 1e-10
