@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
-from mmm_eeg.benchmark import results_markdown, run_transfer_benchmark  # noqa: E402
+from mmm_eeg.benchmark import (  # noqa: E402
+    results_markdown,
+    run_transfer_benchmark,
+    transfer_plots,
+)
 
 
 def main() -> None:
@@ -37,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render_only:
         result = json.loads((args.out / "results.json").read_text())
+        transfer_plots(args.out, result)
     else:
         result = run_transfer_benchmark(args.data, args.out, quick=False, seed=args.seed)
     target = ROOT / "docs" / "results" / "transfer.json"

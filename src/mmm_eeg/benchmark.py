@@ -654,6 +654,7 @@ def transfer_plots(out: Path, r: dict[str, Any]) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     names = list(r["methods"])
+    labels = {"balanced_accuracy": "fine-tuned / logistic regression", "linear_probe": "probe"}
     for i, name in enumerate(names):
         for j, (key, colour) in enumerate((("balanced_accuracy", "C0"), ("linear_probe", "C1"))):
             summary = r["methods"][name].get(key)
@@ -661,7 +662,7 @@ def transfer_plots(out: Path, r: dict[str, Any]) -> None:
                 continue
             xpos = i + (j - 0.5) * 0.35
             ax.bar(
-                xpos, summary["mean"], 0.33, color=colour, alpha=0.7, label=key if i == 1 else None
+                xpos, summary["mean"], 0.33, color=colour, alpha=0.7, label=labels.pop(key, None)
             )
             values = list(summary["per_subject"].values())
             ax.scatter(np.full(len(values), xpos), values, color="k", s=8, zorder=3)
