@@ -624,7 +624,7 @@ def paired_markdown(r: dict[str, Any]) -> list[str]:
 def demo_markdown(r: dict[str, Any]) -> str:
     """The demo's compact table (fits 100 columns): the main protocols with their spread."""
     lines = [
-        "| method | LOSO (12 subjects) | LOSO linear probe | within-subject |",
+        "| method | LOSO: LR or fine-tuned | LOSO linear probe | within-subject |",
         "|---|---|---|---|",
     ]
     for name, m in r["methods"].items():

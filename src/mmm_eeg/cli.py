@@ -186,8 +186,9 @@ def demo(
     console.print(demo_markdown(result), highlight=False, soft_wrap=True)
     console.print(
         f"All columns: {out / 'results.md'}; figure: {out / 'plots' / 'methods.png'}. "
-        "Quick settings: MMM fine-tuned on 2 folds for a few epochs, not the benchmark "
-        "(bench/transfer.py, docs/benchmarks.md). "
+        "Quick settings: MMM is fine-tuned on 2 folds for a few epochs, too short to leave "
+        "chance; its probes read the same encoders. The full benchmark: bench/transfer.py, "
+        "docs/benchmarks.md. "
         "On your own files: mmm-eeg preprocess YOUR_FOLDER --out corpus; mmm-eeg pretrain "
         "corpus --out run; mmm-eeg finetune corpus --init run --out results.",
         highlight=False,
