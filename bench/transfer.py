@@ -1,6 +1,6 @@
 """The full cross-montage transfer benchmark; records its table in docs/benchmarks.md.
 
-    .venv/bin/python bench/transfer.py            # about 25 minutes on 2 cores
+    .venv/bin/python bench/transfer.py            # about an hour on an idle 2-core CPU
 
 Same code as ``mmm-eeg benchmark transfer`` (the full budget); copies ``results.json`` to
 docs/results/transfer.json.
