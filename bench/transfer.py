@@ -1,6 +1,6 @@
 """The full cross-montage transfer benchmark; records its table in docs/benchmarks.md.
 
-    .venv/bin/python bench/transfer.py            # about an hour on an idle 2-core CPU
+    .venv/bin/python bench/transfer.py     # 4,789 s measured on 2 cores shared with other jobs
 
 Same code as ``mmm-eeg benchmark transfer`` (the full budget); copies ``results.json`` to
 docs/results/transfer.json.
