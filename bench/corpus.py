@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.corpus import Corpus, CorpusWriter  # noqa: E402
-from mmm_eeg.preprocess import PreprocessConfig, WindowSet  # noqa: E402
 from mmm_eeg.topology import UnifiedTopology  # noqa: E402
+from mmm_eeg.windows import PreprocessConfig, WindowSet  # noqa: E402
 
 LEVELS = np.array([-10.7, -11.1, -10.6, -11.0, -12.2], dtype=np.float32)
 

@@ -20,8 +20,8 @@ from sklearn.metrics import balanced_accuracy_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmm_eeg.benchmark import DOWNSTREAM  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
+from mmm_eeg.experiments.transfer import DOWNSTREAM  # noqa: E402
 
 
 def loso(z: np.ndarray, y: np.ndarray, subjects: np.ndarray) -> tuple[float, float]:

@@ -23,9 +23,14 @@ sys.path.insert(0, str(ROOT))
 from bench.finetune_recipe import RECIPES  # noqa: E402
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
-from mmm_eeg.benchmark import DOWNSTREAM, paired_difference, per_subject_summary, settings  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
-from mmm_eeg.train.finetune import label_targets, train_fold  # noqa: E402
+from mmm_eeg.experiments.transfer import (  # noqa: E402
+    DOWNSTREAM,
+    paired_difference,
+    per_subject_summary,
+    settings,
+)
+from mmm_eeg.train.finetune import train_fold  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
 from mmm_eeg.train.selection import select_windows  # noqa: E402
 
@@ -40,7 +45,7 @@ def main() -> None:
     downstream = f"subject in [{', '.join(DOWNSTREAM)}]"
     rows = select_windows(corpus.index, downstream)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = label_targets(corpus, rows)
+    targets, names = corpus.label_targets(rows)
     folds = make_folds(corpus.index, rows, "loso", DOWNSTREAM, seed=0)
     config = replace(
         settings(quick=False, seed=0).finetune,

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from bench.corpus import write  # noqa: E402
 from bench.model import matmul_peak_gflops, step_flops  # noqa: E402
 from bench.report import update_benchmarks_md  # noqa: E402
-from mmm_eeg.build import build_corpus  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
+from mmm_eeg.corpus.build import build_corpus  # noqa: E402
 from mmm_eeg.io.sources import discover_sources  # noqa: E402
 from mmm_eeg.model import MMMAutoencoder, MMMEncoder, random_mask  # noqa: E402
 from mmm_eeg.topology import UnifiedTopology  # noqa: E402

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
-from mmm_eeg.benchmark import (  # noqa: E402
+from mmm_eeg.experiments.transfer import (  # noqa: E402
     results_markdown,
     run_transfer_benchmark,
     transfer_plots,

@@ -6,7 +6,7 @@ region and class tokens, C by grouped inner cross-validation, leave-one-subject-
 24-35) for standardisation per band (the reference's SEED loader) or per node and band, with
 absent electrodes excluded from attention or filled with noise (the paper). It is a diagnostic
 measured on the test subjects: the benchmark's TUH input is fixed by the reference
-(``mmm_eeg.benchmark.TUH``), not chosen from this table.
+(``mmm_eeg.experiments.transfer.TUH``), not chosen from this table.
 
     .venv/bin/python bench/tuh_input.py       # after bench/transfer.py; ~5 min on 2 cores
 """
@@ -26,10 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
-from mmm_eeg.benchmark import DOWNSTREAM, TUH, frozen_tokens, probe_protocols  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
-from mmm_eeg.model import MMMEncoder  # noqa: E402
-from mmm_eeg.train.finetune import label_targets  # noqa: E402
+from mmm_eeg.experiments.transfer import DOWNSTREAM, TUH, frozen_tokens, probe_protocols  # noqa: E402
+from mmm_eeg.model import load_physiopro_encoder  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
 from mmm_eeg.train.selection import select_windows  # noqa: E402
 
@@ -46,13 +45,13 @@ def main() -> None:
     corpus = Corpus(args.corpus)
     rows = select_windows(corpus.index, f"subject in [{', '.join(DOWNSTREAM)}]")
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, _ = label_targets(corpus, rows)
+    targets, _ = corpus.label_targets(rows)
     folds = make_folds(corpus.index, rows, "loso", DOWNSTREAM)
     results = {}
     for normalize in ("subject", "subject-node"):
         for absent in ("noise", "exclude"):
             torch.manual_seed(0)  # the region tokens, absent from the file, as the benchmark's
-            encoder = MMMEncoder.from_physiopro(args.checkpoint)
+            encoder = load_physiopro_encoder(args.checkpoint)
             encoder.absent = absent
             config = replace(TUH, normalize=normalize, absent=absent)
             features = frozen_tokens(encoder, corpus, rows, config)

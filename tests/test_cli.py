@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from mmm_eeg.cli import app
@@ -68,7 +69,28 @@ def test_unreadable_file_is_named(tmp_path):
 
 def test_bad_option_value():
     result = runner.invoke(app, ["montage", "Cz", "--bipolar", "sum"])
-    assert result.exit_code == 2 and "--bipolar must be one of" in result.output
+    output = " ".join(result.output.replace("│", " ").split())  # the error box wraps lines
+    assert result.exit_code == 2 and "Invalid value for '--bipolar'" in output
+    assert "'sum' is not one of 'exclude', 'midpoint', 'raise'" in output
+
+
+def test_library_errors_name_the_flag():
+    result = runner.invoke(app, ["montage", "Cz,XX1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "on_unknown='drop'" in result.output
+    assert "(command-line option --on-unknown)" in result.output
+
+
+def test_training_options_are_the_config_fields():
+    from dataclasses import fields
+
+    from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
+
+    for command, cls in (("finetune", FinetuneConfig), ("pretrain", PretrainConfig)):
+        click_command = typer.main.get_command(app).commands[command]
+        flags = {o for p in click_command.params for o in p.opts}
+        for f in fields(cls):
+            assert f"--{f.name.replace('_', '-')}" in flags, (command, f.name)
 
 
 def test_names_and_drop():
@@ -77,3 +99,29 @@ def test_names_and_drop():
         "name": "Foo", "node": None, "region": None, "method": None,
         "distance_mm": None, "reason": "unknown name with no position",
     }  # fmt: skip
+
+
+def test_options_reach_the_config(monkeypatch, tmp_path):
+    import mmm_eeg.train.finetune as finetune_module
+
+    seen = {}
+
+    def fake_finetune(corpus, out, config, resume):
+        seen["config"] = config
+        return {"folds": [], "balanced_accuracy": {"mean": 0.5, "std": 0.0}}
+
+    monkeypatch.setattr(finetune_module, "finetune", fake_finetune)
+    (tmp_path / "base.yaml").write_text("lr: 0.01\nepochs: 3\n")
+    result = runner.invoke(
+        app,
+        ["finetune", "corpus", "--out", str(tmp_path / "res"), "--config",
+         str(tmp_path / "base.yaml"), "--epochs", "7", "--layer-decay", "0.5",
+         "--test-subjects", "s1, s2", "--protocol", "holdout", "--train-encoder"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.lr, config.epochs, config.layer_decay) == (0.01, 7, 0.5)  # file, then flags
+    assert config.test_subjects == ["s1", "s2"] and config.protocol == "holdout"
+    assert config.freeze_encoder is False and config.batch_size == 256  # a default
+    bad = runner.invoke(app, ["finetune", "corpus", "--out", "x", "--layer-decay", "2"])
+    assert bad.exit_code == 2 and "'layer_decay' parameter: 2.0; it must be in (0, 1]" in bad.output

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mmm_eeg import UnifiedTopology, UserInputError
-from mmm_eeg.build import build_corpus
 from mmm_eeg.cli import app
 from mmm_eeg.corpus import Corpus, CorpusFormatError, CorpusWriter
+from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
-from mmm_eeg.preprocess import PreprocessConfig, extract_windows
+from mmm_eeg.windows import PreprocessConfig, extract_windows
 
 TOPO = UnifiedTopology.default()
 
@@ -108,15 +108,21 @@ def test_shuffled_batches_cover_the_selection_once(shared_corpus):
     assert np.array_equal(ordered, chosen)
 
 
-def test_torch_dataset_view(shared_corpus):
+def test_label_targets(shared_corpus):
     corpus, _, _ = shared_corpus
     chosen = corpus.select(datasets=["eegmat"])
-    ds = corpus.dataset(chosen)
-    assert ds.label_map == {"arithmetic": 0, "rest": 1}
-    x, present, y = ds[0]
-    assert tuple(x.shape) == (62, 5) and int(present.sum()) == 19 and y in (0, 1)
-    unlabelled = corpus.dataset(corpus.select(datasets=["muse_n170"]), label_map=ds.label_map)
-    assert unlabelled[0][2] == -1
+    targets, names = corpus.label_targets(chosen)
+    assert names == ["arithmetic", "rest"]
+    labels = corpus.index["label"].to_numpy()
+    assert (targets[chosen] == np.where(labels[chosen] == "arithmetic", 0, 1)).all()
+    outside = np.setdiff1d(np.arange(len(corpus)), chosen)
+    assert (targets[outside] == -1).all()
+    # A model's own class order is kept; windows of other labels get -1.
+    reordered, _ = corpus.label_targets(chosen, names=["rest", "other"])
+    assert (reordered[chosen] == np.where(labels[chosen] == "rest", 0, -1)).all()
+    unlabelled = corpus.select(datasets=["muse_n170"])
+    with pytest.raises(UserInputError, match="need at least 2"):
+        corpus.label_targets(unlabelled)
 
 
 def test_committed_array_bounds(shared_corpus):

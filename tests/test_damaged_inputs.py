@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mmm_eeg import UserInputError
-from mmm_eeg.build import build_corpus
 from mmm_eeg.cli import app
+from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
 
@@ -89,7 +89,7 @@ def test_batch_skips_every_damaged_file_and_finishes(tmp_path, edf_bytes, eeg_da
 
 def test_nan_inf_and_flat_channels_in_a_real_recording(eegmat_file):
     from mmm_eeg import UnifiedTopology
-    from mmm_eeg.preprocess import extract_windows
+    from mmm_eeg.windows import extract_windows
 
     rec = read_recording(eegmat_file)
     rec.data[0, 1000:1100] = np.nan  # Fp1, window 2 (500 Hz)

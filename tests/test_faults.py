@@ -1,14 +1,17 @@
-"""Injected faults: a full disk while writing, preprocess killed at random moments."""
+"""Injected faults: a full disk while writing, preprocess killed inside and between commits."""
 
 import hashlib
+import multiprocessing
+import os
 import resource
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
+import pandas as pd
 import pytest
+import zarr
 
 from mmm_eeg.corpus import Corpus
 
@@ -66,19 +69,58 @@ def test_full_disk_gives_a_clear_error_and_a_rerun_completes(tmp_path, eeg_data,
     assert checksums(out) == reference
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_preprocess_killed_at_random_moments(tmp_path, eeg_data, reference, seed):
+def _build_and_die(manifest, out, target, call):
+    """In a forked child: build the corpus, SIGKILL ourselves at the ``call``-th ``target``."""
+    import mmm_eeg.corpus.writer as writer
+    from mmm_eeg.corpus.build import build_corpus
+    from mmm_eeg.io.sources import discover_sources
+
+    calls = 0
+
+    def kill_at(original, before):
+        def wrapped(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            if before and calls == call:
+                os.kill(os.getpid(), signal.SIGKILL)
+            result = original(*args, **kwargs)
+            if not before and calls == call:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+
+        return wrapped
+
+    if target == "parquet":  # between the index part and the recordings part of a commit
+        pd.DataFrame.to_parquet = kill_at(pd.DataFrame.to_parquet, before=True)
+    else:  # just before / just after the corpus.json write that makes a commit visible
+        writer.write_json = kill_at(writer.write_json, before=target == "before-meta")
+    sources, _ = discover_sources([manifest])
+    build_corpus(sources, out, commit_windows=300)
+    os._exit(0)  # the kill never came: the parent sees exit code 0 and fails
+
+
+@pytest.mark.parametrize(
+    ("target", "call"),
+    [("before-meta", 3), ("after-meta", 2), ("parquet", 4), ("before-meta", 6)],
+)
+def test_preprocess_killed_inside_a_commit(tmp_path, eeg_data, reference, target, call):
     manifest = eeg_data / "eegmat" / "manifest.csv"
     out = tmp_path / "corpus"
-    delay = np.random.default_rng(seed).uniform(1.5, 3.5)
-    proc = subprocess.Popen(_preprocess(manifest, out), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    if (out / "corpus.json").exists():  # what a reader sees right after the kill is consistent
-        partial = checksums(out)
-        assert all(reference[k] == v for k, v in partial.items())
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_and_die, args=(manifest, out, target, call)
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL  # the kill landed, mid-run
+    partial = checksums(out)  # what a reader sees right after the kill is consistent
+    assert 0 < len(partial) < len(reference)
+    assert all(reference[k] == v for k, v in partial.items())
+    stored = Corpus(out).features.shape[0]
+    on_disk = zarr.open_array(out / "data.zarr" / "features", mode="r").shape[0]
+    if target == "after-meta":
+        assert on_disk == stored  # killed between commits: nothing uncommitted
+    else:
+        assert on_disk > stored  # killed inside a commit: rows a reader must not see
     again = subprocess.run(_preprocess(manifest, out), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert checksums(out) == reference
@@ -86,7 +128,7 @@ def test_preprocess_killed_at_random_moments(tmp_path, eeg_data, reference, seed
 
 def test_symlinks_planted_in_output_folders_are_refused(tmp_path, eeg_data):
     from mmm_eeg import UserInputError
-    from mmm_eeg.build import build_corpus
+    from mmm_eeg.corpus.build import build_corpus
     from mmm_eeg.io.sources import discover_sources
     from mmm_eeg.train.config import PretrainConfig
     from mmm_eeg.train.pretrain import pretrain

@@ -7,8 +7,7 @@ import torch
 
 from mmm_eeg import UnifiedTopology
 from mmm_eeg.features import differential_entropy
-from mmm_eeg.model import MMMEncoder
-from mmm_eeg.model.physiopro import read_state_dict
+from mmm_eeg.model.physiopro import load_physiopro_encoder, read_state_dict
 from tests.reference_mmm import ReferenceMMM, reference_mask, reference_pos_embed
 
 FLOAT32 = 2e-5  # agreement of two float32 formulations of the same forward pass
@@ -33,7 +32,7 @@ def real_de(eeg_data):
 
 
 def test_reference_encoding_and_mask_match_ours(reference_table):
-    from mmm_eeg.positions import position_encoding
+    from mmm_eeg.model.pos_embed import position_encoding
 
     topo = UnifiedTopology.default()
     ours = torch.tensor(position_encoding(topo, 64, "2d"), dtype=torch.float32)
@@ -49,7 +48,7 @@ def test_released_checkpoint_forward_matches_reference(checkpoint_path, referenc
     missing, unexpected = reference.load_state_dict(state, strict=False)
     assert not unexpected and set(missing) == {"supernodes"}
 
-    ours = MMMEncoder.from_physiopro(checkpoint_path).eval()
+    ours = load_physiopro_encoder(checkpoint_path).eval()
     assert ours.load_report["initialised"] == ["pos_embed", "region_tokens"]
     with torch.no_grad():
         ours.region_tokens.copy_(reference.supernodes)

@@ -57,7 +57,7 @@ def test_reader_errors(tmp_path):
     with pytest.raises(UserInputError, match=r"notes\.gdf: MNE-Python cannot read"):
         read_recording(tmp_path / "notes.gdf")
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(UserInputError, match="no 'timestamps' column"):
+    with pytest.raises(UserInputError, match=r"no time column \(timestamps, timestamp, time\)"):
         read_recording(tmp_path / "table.csv")
 
 

@@ -20,7 +20,7 @@ from mmm_eeg.model import (
     regional_mask,
     to_physiopro_state_dict,
 )
-from mmm_eeg.model.physiopro import read_state_dict
+from mmm_eeg.model.physiopro import load_physiopro_encoder, read_state_dict
 
 TOPO = UnifiedTopology.default()
 REGION_OF = torch.tensor(TOPO.region_of)
@@ -272,7 +272,7 @@ def test_missing_model_dir_is_a_user_error(tmp_path):
 
 def test_physiopro_round_trips(tmp_path, checkpoint_path):
     original = read_state_dict(checkpoint_path)
-    encoder = MMMEncoder.from_physiopro(checkpoint_path)
+    encoder = load_physiopro_encoder(checkpoint_path)
     exported = to_physiopro_state_dict(encoder)
     assert exported["network.pos_embed"].shape == (80, 64)
     assert exported["network.attn_mask"].dtype == torch.bool
@@ -280,37 +280,37 @@ def test_physiopro_round_trips(tmp_path, checkpoint_path):
     for key, value in original.items():  # physiopro -> mmm -> physiopro keeps every tensor
         assert torch.equal(exported[key], value), key
     torch.save(exported, tmp_path / "export.pt")
-    again = MMMEncoder.from_physiopro(tmp_path / "export.pt")
+    again = load_physiopro_encoder(tmp_path / "export.pt")
     assert again.load_report["initialised"] == []
     for key, value in encoder.state_dict().items():  # mmm -> physiopro -> mmm
         assert torch.equal(again.state_dict()[key], value), key
 
 
 def test_physiopro_full_finetune_dict_ignores_the_head(tmp_path, checkpoint_path):
-    state = to_physiopro_state_dict(MMMEncoder.from_physiopro(checkpoint_path))
+    state = to_physiopro_state_dict(load_physiopro_encoder(checkpoint_path))
     state["head.0.weight"] = torch.zeros(2, 18 * 64)
     torch.save(state, tmp_path / "finetuned.pt")
-    encoder = MMMEncoder.from_physiopro(tmp_path / "finetuned.pt")
+    encoder = load_physiopro_encoder(tmp_path / "finetuned.pt")
     assert encoder.load_report["ignored"] == ["head.0.weight"]
 
 
 def test_foreign_checkpoints_fail_loudly(tmp_path):
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(UserInputError, match="not a PhysioPro MMM checkpoint"):
-        MMMEncoder.from_physiopro(tmp_path / "other.pt")
+        load_physiopro_encoder(tmp_path / "other.pt")
     enc = to_physiopro_state_dict(small_encoder())
     del enc["network.blocks.1.mlp.fc2.weight"]
     torch.save(enc, tmp_path / "partial.pt")
     with pytest.raises(
         UserInputError, match=r"lacks encoder weights \['blocks.1.mlp.fc2.weight'\]"
     ):
-        MMMEncoder.from_physiopro(tmp_path / "partial.pt", heads=4)
+        load_physiopro_encoder(tmp_path / "partial.pt", heads=4)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserInputError, match=r"junk\.pt: refused to load"):
-        MMMEncoder.from_physiopro(tmp_path / "junk.pt")
+        load_physiopro_encoder(tmp_path / "junk.pt")
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(UserInputError, match=r"empty\.pt: not a readable PyTorch checkpoint"):
-        MMMEncoder.from_physiopro(tmp_path / "empty.pt")
+        load_physiopro_encoder(tmp_path / "empty.pt")
 
 
 class _Exploit:
@@ -331,7 +331,7 @@ def test_malicious_pickle_is_refused(tmp_path, writer):
         with open(tmp_path / "evil.pt", "wb") as f:
             pickle.dump(payload, f, protocol=2)
     with pytest.raises(UserInputError, match=r"evil\.pt: refused to load.*Unsupported"):
-        MMMEncoder.from_physiopro(tmp_path / "evil.pt")
+        load_physiopro_encoder(tmp_path / "evil.pt")
     assert not target.exists()
     pickle.loads(pickle.dumps(_Exploit(str(target))))  # the payload is real: it does create it
     assert target.exists()

@@ -23,7 +23,9 @@ def test_names_round_trip_and_unknown_names_are_refused():
     assert Normalizer.parse("subject-node") == Normalizer("subject", "node")
     with pytest.raises(UserInputError, match="subject-node"):
         Normalizer.parse("per-subject")
-    with pytest.raises(UserInputError, match="band or node"):
+    with pytest.raises(
+        UserInputError, match=r"'per' parameter: 'channel'\. Allowed values: 'band', 'node'"
+    ):
         Normalizer("subject", "channel")  # type: ignore[arg-type]
 
 

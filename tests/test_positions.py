@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mmm_eeg import UnifiedTopology
-from mmm_eeg.positions import position_encoding, sincos_encoding
+from mmm_eeg.model.pos_embed import position_encoding, sincos_encoding
 
 
 @pytest.fixture(scope="module")
@@ -54,5 +54,5 @@ def test_spherical_separates_left_and_right(topo):
 
 
 def test_unknown_kind(topo):
-    with pytest.raises(ValueError, match="pos_encoding must be one of"):
+    with pytest.raises(ValueError, match="'pos_encoding' parameter: 'polar'"):
         position_encoding(topo, 8, "polar")

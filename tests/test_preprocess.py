@@ -6,7 +6,7 @@ import pytest
 from mmm_eeg import UnifiedTopology, UserInputError
 from mmm_eeg.features import differential_entropy, lds_smooth
 from mmm_eeg.io.recording import Annotation, Recording
-from mmm_eeg.preprocess import PreprocessConfig, extract_windows, window_labels
+from mmm_eeg.windows import PreprocessConfig, extract_windows, window_labels
 
 TOPO = UnifiedTopology.default()
 NAMES = ["Fp1", "Fp2", "Cz", "O1", "ECG"]

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 from mmm_eeg import UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.corpus import Corpus, CorpusWriter
+from mmm_eeg.corpus.merge import merge_corpora
 from mmm_eeg.io.sources import discover_sources, shard_sources
-from mmm_eeg.merge import merge_corpora
-from mmm_eeg.preprocess import PreprocessConfig
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.windows import PreprocessConfig
 
 runner = CliRunner()
 
@@ -51,7 +51,7 @@ def test_shards_are_disjoint_cover_everything_and_ignore_input_order(eeg_data):
     again = shard_sources(list(reversed(sources)), "1/3")
     assert [s.recording_id for s in again] == [s.recording_id for s in slices[1]]
     for bad in ("3/3", "-1/3", "1", "a/b", "0/0"):
-        with pytest.raises(UserInputError, match="--shard"):
+        with pytest.raises(UserInputError, match="shard"):
             shard_sources(sources, bad)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mmm_eeg import ChannelMappingError, UnifiedTopology
 from mmm_eeg.io import read_channel_info
-from mmm_eeg.topology import template_position
+from mmm_eeg.montage import template_position
 
 # The node order and regions exactly as ../shared/DESIGN.md gives them (the checkpoint's contract).
 DESIGN_LAYOUT = (
@@ -274,7 +274,9 @@ def test_positions_from_a_builtin_montage(topo):
 
 
 def test_invalid_options_are_named(topo):
-    with pytest.raises(ValueError, match="on_unknown must be one of"):
+    with pytest.raises(
+        ValueError, match=r"'on_unknown' parameter: 'ignore'\. Allowed values: 'raise', 'drop'"
+    ):
         topo.map_channels(["Cz"], on_unknown="ignore")
     with pytest.raises(ValueError, match="types has 1 entries but names has 2"):
         topo.map_channels(["Cz", "Pz"], types=["eeg"])

@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from mmm_eeg import UserInputError
-from mmm_eeg.build import build_corpus
 from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.model import MMMEncoder
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
@@ -268,7 +268,7 @@ def test_protocol_folds_never_leak(corpus_path):
         starts[split.train][rec[split.train] == r0].max()
         < starts[split.test][rec[split.test] == r0].min()
     )
-    with pytest.raises(UserInputError, match="needs --test-subjects"):
+    with pytest.raises(UserInputError, match="needs test_subjects"):
         make_folds(corpus.index, rows, "holdout")
     with pytest.raises(UserInputError, match="'trial' column"):
         make_folds(corpus.index, rows, "seed")
@@ -304,8 +304,8 @@ def test_config_files_are_safe_and_strict(tmp_path):
 def test_reproduce_on_the_official_seed_layout(tmp_path):
     from scipy.io import savemat
 
+    from mmm_eeg.experiments.reproduce import reproduce
     from mmm_eeg.io.seed import SEED_LABELS
-    from mmm_eeg.train.reproduce import reproduce
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "SEED" / "ExtractedFeatures"

@@ -115,4 +115,4 @@ def test_tcp_files_without_midpoint_are_skipped_with_the_fix(tuh_folder, tmp_pat
 
     skipped = json.loads((out / "report.json").read_text())["skipped"]
     assert len(skipped) == 1 and "aaaaaaad_s003_t002.edf" in skipped[0]["path"]
-    assert "--bipolar midpoint" in skipped[0]["reason"]
+    assert "bipolar='midpoint'" in skipped[0]["reason"]

@@ -3,7 +3,8 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from mmm_eeg.errors import ChannelMappingError, UserInputError
-from mmm_eeg.topology import ChannelMapping, UnifiedTopology
+from mmm_eeg.mapping import ChannelMapping
+from mmm_eeg.topology import UnifiedTopology
 
 try:
     __version__ = version("mmm-eeg")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from mmm_eeg.errors import UserInputError
 
 
 @contextmanager
@@ -26,6 +30,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_json(path: str | Path, value: Any) -> None:
+    """Write ``value`` as indented JSON, atomically (non-JSON values as ``str``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, default=str))
+
+
 def check_output_folder(root: str | Path) -> Path:
     """Refuse an output folder containing a symbolic link that leads outside it.
 
@@ -33,8 +43,6 @@ def check_output_folder(root: str | Path) -> Path:
     there); a link planted inside it (``plots -> /etc``) would redirect those writes. Checked
     once at the start of every job.
     """
-    from mmm_eeg.errors import UserInputError
-
     root = Path(root)
     if root.is_symlink():
         return root  # the user's own choice of where the folder lives

@@ -12,16 +12,22 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mmm_eeg import __version__
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM
+from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
+from mmm_eeg.windows import PreprocessConfig
 
 app = typer.Typer(
     name="mmm-eeg",
@@ -32,9 +38,108 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-_state = {"verbose": False}
 #: errno values of a full disk, a file-size limit and an exhausted quota.
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _verbose() -> bool:
+    """Whether ``--verbose`` was given: it sets the package logger to INFO (as MNE's does)."""
+    return logging.getLogger("mmm_eeg").isEnabledFor(logging.INFO)
+
+
+def _flag_hint(err: UserInputError) -> str:
+    """The command-line flag of the Python parameter an error names, when there is one."""
+    if err.parameter is None:
+        return ""
+    return f" (command-line option --{err.parameter.replace('_', '-')})"
+
+
+def _parameter_help(cls: type) -> dict[str, str]:
+    """Each parameter's description from the numpydoc ``Parameters`` sections of ``cls``'s MRO."""
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = inspect.cleandoc(klass.__doc__ or "").splitlines()
+        if "Parameters" not in lines:
+            continue
+        name = None
+        for line in lines[lines.index("Parameters") + 2 :]:
+            if line and not line.startswith(" "):
+                if " : " not in line:
+                    break  # the next section
+                name = line.split(" : ")[0]
+                found[name] = ""
+            elif name and line.strip():
+                found[name] = f"{found[name]} {line.strip()}".strip()
+    return found
+
+
+def _config_options(
+    cls: type, *, skip: tuple[str, ...] = (), flags: dict[str, str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one option per field of the config dataclass ``cls``.
+
+    The command declares its own arguments and a last parameter ``options``; it receives the
+    fields given on the command line (None: not given) in ``options``. Choices come from
+    ``Literal`` field types, help from the dataclass's docstring, flag names from the field names
+    (or ``flags``), so the command line never restates a config field by hand. A ``list[str]``
+    field is given comma-separated.
+    """
+    hints = get_type_hints(cls)
+    helps = _parameter_help(cls)
+    flags = flags or {}
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [
+            p
+            for p in inspect.signature(func, eval_str=True).parameters.values()
+            if p.name != "options"
+        ]
+        taken = {p.name for p in own}
+        added, lists = [], set()
+        for f in fields(cls):
+            if f.name in skip or f.name in taken:
+                continue
+            kind = _option_type(hints[f.name])
+            if kind is list:
+                kind = str
+                lists.add(f.name)
+            default = f.default if f.default is not MISSING else None
+            info = typer.Option(
+                *([flags[f.name]] if f.name in flags else []),
+                help=escape(helps.get(f.name, "")),  # rich would read "[...]" as markup
+                show_default=str(default) if default is not None else False,
+            )
+            added.append(
+                inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[kind | None, info],
+                )
+            )
+
+        @wraps(func)
+        def command(**kwargs: Any) -> Any:
+            options = {p.name: kwargs.pop(p.name) for p in added}
+            for name in lists:
+                if options[name] is not None:
+                    options[name] = [v.strip() for v in options[name].split(",") if v.strip()]
+            return func(**kwargs, options=options)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + added
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
+
+
+def _option_type(hint: Any) -> Any:
+    """The command-line type of a config field (typer turns a ``Literal`` into choices)."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (Union, UnionType) and len(args) == 1:
+        hint = args[0]
+    return list if get_origin(hint) is list else hint
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,14 +157,16 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except UserInputError as err:
-            if _state["verbose"]:
+            if _verbose():
                 err_console.print_exception()
-            err_console.print(f"[bold red]Error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]Error:[/] {err}{_flag_hint(err)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except OSError as err:
             if err.errno not in _DISK_FULL:
                 raise
-            if _state["verbose"]:
+            if _verbose():
                 err_console.print_exception()
             err_console.print(
                 f"[bold red]Error:[/] no space left while writing {err.filename or 'output'} "
@@ -88,8 +195,8 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state["verbose"] = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("mmm_eeg").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -108,12 +215,12 @@ def montage(
     ] = None,
     tolerance_mm: Annotated[
         float, typer.Option(help="Furthest an electrode may be from the node it feeds (mm).")
-    ] = 40.0,
+    ] = DEFAULT_TOLERANCE_MM,
     on_unknown: Annotated[
-        str, typer.Option(help="Unknown names without a position: raise or drop.")
+        Literal["raise", "drop"], typer.Option(help="Unknown names without a position.")
     ] = "raise",
     bipolar: Annotated[
-        str, typer.Option(help="Bipolar derivations: exclude, midpoint or raise.")
+        Literal["exclude", "midpoint", "raise"], typer.Option(help="Bipolar derivations.")
     ] = "exclude",
 ) -> None:
     """Show how a recording's channels map onto the unified 62-node topology."""
@@ -121,19 +228,13 @@ def montage(
 
     names, types, file_positions = _channels_of(source)
     topology = UnifiedTopology.default()
-    for option, value, allowed in (
-        ("--on-unknown", on_unknown, ("raise", "drop")),
-        ("--bipolar", bipolar, ("exclude", "midpoint", "raise")),
-    ):
-        if value not in allowed:
-            raise UserInputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
     mapping = topology.map_channels(
         names,
         positions if positions is not None else (file_positions or None),
         types=types,
         tolerance_mm=tolerance_mm,
-        on_unknown=on_unknown,  # type: ignore[arg-type]
-        bipolar=bipolar,  # type: ignore[arg-type]
+        on_unknown=on_unknown,
+        bipolar=bipolar,
     )
     if plot is not None:
         from mmm_eeg.viz import plot_topology
@@ -158,8 +259,8 @@ def demo(
     Runs the quick transfer benchmark on the real recordings ($MMM_EEG_DATA or ../shared/eeg)
     when they exist, otherwise on a built-in SYNTHETIC multi-montage collection.
     """
-    from mmm_eeg.benchmark import demo_markdown, run_transfer_benchmark
     from mmm_eeg.datasets import default_data_dir
+    from mmm_eeg.experiments.transfer import demo_markdown, run_transfer_benchmark
 
     data = data or default_data_dir()
     if (data / "eegmat").is_dir():
@@ -209,7 +310,7 @@ def benchmark_transfer(
     checkpoint: Annotated[Path | None, typer.Option(help="The released TUH encoder .pt.")] = None,
 ) -> None:
     """Cross-montage transfer: pretraining on pooled montages against strong baselines."""
-    from mmm_eeg.benchmark import results_markdown, run_transfer_benchmark
+    from mmm_eeg.experiments.transfer import results_markdown, run_transfer_benchmark
 
     result = run_transfer_benchmark(data, out, quick=quick, seed=seed, checkpoint=checkpoint)
     console.print(results_markdown(result), highlight=False)
@@ -223,21 +324,19 @@ def convert(
         Path, typer.Argument(help="A PhysioPro .pt state dict or an mmm-eeg model dir.")
     ],
     dst: Annotated[Path, typer.Argument(help="Output: a directory (--to mmm) or a .pt file.")],
-    to: Annotated[str, typer.Option(help="Target format: mmm or physiopro.")] = "mmm",
+    to: Annotated[Literal["mmm", "physiopro"], typer.Option(help="Target format.")] = "mmm",
     heads: Annotated[int, typer.Option(help="Attention heads (not stored in .pt files).")] = 8,
 ) -> None:
     """Convert encoder checkpoints between the reference (PhysioPro) format and ours."""
     import torch
 
     from mmm_eeg.atomic import atomic_path
-    from mmm_eeg.model import MMMEncoder, to_physiopro_state_dict
+    from mmm_eeg.model import MMMEncoder, load_physiopro_encoder, to_physiopro_state_dict
 
-    if to not in ("mmm", "physiopro"):
-        raise UserInputError(f"--to must be mmm or physiopro; got {to!r}.")
     if src.is_dir():
         encoder = MMMEncoder.from_pretrained(src)
     else:
-        encoder = MMMEncoder.from_physiopro(src, heads=heads)
+        encoder = load_physiopro_encoder(src, heads=heads)
         report = encoder.load_report
         console.print(
             f"Loaded {len(report['loaded'])} tensors; from initialisation: "
@@ -255,6 +354,7 @@ def convert(
 
 @app.command()
 @_user_errors
+@_config_options(PreprocessConfig, skip=("bands",), flags={"max_amplitude_uv": "--max-amplitude"})
 def preprocess(
     inputs: Annotated[
         list[Path], typer.Argument(help="EEG files, folders (recursive) or manifest CSVs.")
@@ -270,22 +370,9 @@ def preprocess(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Processes reading files.")] = 1,
-    window: Annotated[float, typer.Option(help="Window length (s).")] = 1.0,
-    step: Annotated[
-        float | None, typer.Option(help="Hop between windows (s); default: window.")
-    ] = None,
-    method: Annotated[str, typer.Option(help="DE definition: fft or filter.")] = "fft",
-    resample: Annotated[
-        float | None, typer.Option(help="Resample to this rate (Hz) first.")
-    ] = None,
-    reference: Annotated[str, typer.Option(help="Re-reference: none or average.")] = "none",
-    max_amplitude: Annotated[
-        float | None, typer.Option(help="Drop windows beyond this amplitude (µV).")
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="Feature storage: float32 or float16.")] = "float32",
-    lds: Annotated[
-        bool, typer.Option(help="LDS-smooth DE within label runs (leakage risk).")
-    ] = False,
+    dtype: Annotated[
+        Literal["float32", "float16"], typer.Option(help="Feature storage.")
+    ] = "float32",
     commit_every: Annotated[
         int, typer.Option(help="Windows per commit (what a killed run keeps).")
     ] = 65536,
@@ -293,34 +380,19 @@ def preprocess(
         str | None,
         typer.Option(help="I/N: only the I-th of N deterministic slices of the inputs."),
     ] = None,
-    bipolar: Annotated[
-        str, typer.Option(help="Bipolar derivations (FP1-F7): exclude, or midpoint.")
-    ] = "exclude",
     labels: Annotated[
         str | None,
         typer.Option(help="Allowed labels, e.g. rest,arithmetic: rows with others are skipped."),
     ] = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from mmm_eeg.build import build_corpus
+    from mmm_eeg.corpus.build import build_corpus
     from mmm_eeg.io.sources import discover_sources, shard_sources
-    from mmm_eeg.preprocess import PreprocessConfig
 
-    for option, value, allowed in (
-        ("--method", method, ("fft", "filter")),
-        ("--reference", reference, ("none", "average")),
-        ("--dtype", dtype, ("float32", "float16")),
-        ("--bipolar", bipolar, ("exclude", "midpoint")),
-    ):
-        if value not in allowed:
-            raise UserInputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
-    config = PreprocessConfig(
-        window=window, step=step, method=method, resample=resample,  # type: ignore[arg-type]
-        reference=reference, max_amplitude_uv=max_amplitude, lds=lds,  # type: ignore[arg-type]
-        bipolar=bipolar,  # type: ignore[arg-type]
-    )  # fmt: skip
+    config = PreprocessConfig(**{k: v for k, v in (options or {}).items() if v is not None})
     allowed = None if labels is None else [x.strip() for x in labels.split(",") if x.strip()]
     sources, skipped = discover_sources(
         [*inputs, *([manifest] if manifest else [])], events, labels=allowed
@@ -402,7 +474,7 @@ def corpus_merge(
     ] = False,
 ) -> None:
     """Merge corpora built with the same settings into one (features linked, not copied)."""
-    from mmm_eeg.merge import merge_corpora
+    from mmm_eeg.corpus.merge import merge_corpora
 
     result = merge_corpora(parts, out, copy=copy)
     mb = 1024**2
@@ -416,50 +488,21 @@ def corpus_merge(
 
 @app.command()
 @_user_errors
+@_config_options(PretrainConfig)
 def pretrain(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder from `mmm-eeg preprocess`.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory.")],
     config: Annotated[
         Path | None, typer.Option(help="YAML file with any of these options.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option()] = None,
-    dim: Annotated[
-        int | None, typer.Option(help="Model width (16 in the paper, 64 released).")
-    ] = None,
-    depth: Annotated[int | None, typer.Option()] = None,
-    decoder_depth: Annotated[int | None, typer.Option()] = None,
-    init: Annotated[
-        str | None, typer.Option(help="physiopro.pt, a model dir or a run dir.")
-    ] = None,
-    select: Annotated[
-        str | None, typer.Option(help='e.g. "dataset in [eegmat, muse_n170]".')
-    ] = None,
-    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
-    devices: Annotated[int | None, typer.Option(help="Devices per node.")] = None,
-    num_nodes: Annotated[int | None, typer.Option()] = None,
-    strategy: Annotated[str | None, typer.Option(help="auto, ddp, ...")] = None,
-    precision: Annotated[str | None, typer.Option(help="32 or bf16-mixed.")] = None,
-    loader_workers: Annotated[
-        int | None, typer.Option(help="DataLoader processes reading the corpus.")
-    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints/last.ckpt.")] = False,
-    seed: Annotated[int | None, typer.Option()] = None,
-    normalize: Annotated[
-        str | None,
-        typer.Option(help="recording, subject, none (per band); recording-node, subject-node."),
-    ] = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Pretrain the MMM autoencoder on a corpus (Lightning: CPU, GPU, DDP)."""
-    overrides = dict(locals())  # first statement: the options as given
-    for key in ("corpus", "out", "config", "resume"):
-        overrides.pop(key)
-    from mmm_eeg.train.config import PretrainConfig, resolve_config
     from mmm_eeg.train.pretrain import pretrain as run
     from mmm_eeg.train.pretrain import training_summary
 
-    resolved = resolve_config(PretrainConfig, config, overrides)
+    resolved = resolve_config(PretrainConfig, config, options or {})
     run_dir = run(corpus, out, resolved, resume=resume)
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
@@ -481,63 +524,20 @@ def pretrain(
 
 @app.command()
 @_user_errors
+@_config_options(FinetuneConfig, flags={"freeze_encoder": "--freeze-encoder/--train-encoder"})
 def finetune(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder with labelled windows.")],
     out: Annotated[Path, typer.Option("--out", help="Results directory.")],
-    init: Annotated[
-        str, typer.Option(help="scratch, a run dir, a model dir or physiopro.pt.")
-    ] = "scratch",
     config: Annotated[
         Path | None, typer.Option(help="YAML file with any of these options.")
     ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="loso, subject-kfold, holdout, seed, seed-iv, time-split, within-subject, "
-            "time-blocked."
-        ),
-    ] = None,
-    test_subjects: Annotated[
-        str | None, typer.Option(help="Comma-separated, for holdout (or a subset for loso).")
-    ] = None,
-    k: Annotated[int | None, typer.Option(help="Folds for subject-kfold, time-blocked.")] = None,
-    freeze_encoder: Annotated[
-        bool | None, typer.Option("--freeze-encoder/--train-encoder", help="Linear probe.")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    lr: Annotated[float | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    class_weights: Annotated[str | None, typer.Option(help="balanced")] = None,
-    select: Annotated[str | None, typer.Option(help='e.g. "dataset == eegmat".')] = None,
-    dim: Annotated[int | None, typer.Option(help="Width of a scratch encoder.")] = None,
-    depth: Annotated[int | None, typer.Option(help="Depth of a scratch encoder.")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    normalize: Annotated[
-        str | None,
-        typer.Option(help="recording, subject, none (per band); recording-node, subject-node."),
-    ] = None,
-    channel_dropout: Annotated[
-        float | None,
-        typer.Option(help="Probability that a training window loses a random set of channels."),
-    ] = None,
-    layer_decay: Annotated[
-        float | None, typer.Option(help="Block i of d learns at decay**(d-i) of the rate.")
-    ] = None,
-    freeze_epochs: Annotated[
-        int | None, typer.Option(help="Epochs with the encoder frozen before it trains.")
-    ] = None,
     resume: Annotated[bool, typer.Option(help="Reuse the finished folds in --out.")] = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Fine-tune (or linear-probe) a classifier under an evaluation protocol."""
-    overrides = dict(locals())  # first statement: the options as given
-    for key in ("corpus", "out", "config", "resume"):
-        overrides.pop(key)
-    from mmm_eeg.train.config import FinetuneConfig, resolve_config
     from mmm_eeg.train.finetune import finetune as run
 
-    if test_subjects is not None:
-        overrides["test_subjects"] = [s.strip() for s in test_subjects.split(",") if s.strip()]
-    summary = run(corpus, out, resolve_config(FinetuneConfig, config, overrides), resume=resume)
+    summary = run(corpus, out, resolve_config(FinetuneConfig, config, options or {}), resume=resume)
     b = summary["balanced_accuracy"]
     console.print(
         f"{len(summary['folds'])} fold(s); balanced accuracy {b['mean']:.3f} ± {b['std']:.3f}. "
@@ -574,7 +574,9 @@ def embed(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
     out: Annotated[Path, typer.Option("--out", help="Output .parquet file.")],
     init: Annotated[str, typer.Option(help="A run dir, model dir or physiopro.pt.")] = "scratch",
-    pool: Annotated[str, typer.Option(help="none (18 x dim per window) or mean.")] = "none",
+    pool: Annotated[
+        Literal["none", "mean"], typer.Option(help="none (18 x dim per window) or mean.")
+    ] = "none",
     select: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Export the unified representation of every window, with the index columns."""
@@ -596,8 +598,8 @@ def reproduce(
     epochs: Annotated[int, typer.Option()] = 30,
 ) -> None:
     """Run the paper's SEED / SEED-IV protocol and print our numbers beside the paper's."""
+    from mmm_eeg.experiments.reproduce import reproduce as run
     from mmm_eeg.train.config import FinetuneConfig
-    from mmm_eeg.train.reproduce import reproduce as run
 
     result = run(dataset, data, out, FinetuneConfig(epochs=epochs), pretrained)
     console.print(result["markdown"], highlight=False)

@@ -28,6 +28,7 @@ from scipy import fft as scipy_fft
 from scipy.signal import butter, sosfiltfilt
 
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.validation import check_option, check_range
 
 #: (name, low Hz, high Hz): delta, theta, alpha, beta, gamma as in the MMM paper.
 DEFAULT_BANDS: tuple[tuple[str, float, float], ...] = (
@@ -39,6 +40,8 @@ DEFAULT_BANDS: tuple[tuple[str, float, float], ...] = (
 )
 _LOG_2PIE = np.log(2 * np.pi * np.e)
 _FILTER_PAD_S = 10.0
+#: How band power is measured: the windowed FFT power spectrum, or band-pass filter and variance.
+DE_METHODS = ("fft", "filter")
 
 
 def de_from_variance(variance: np.ndarray) -> np.ndarray:
@@ -52,10 +55,8 @@ def check_bands(
     on_high_band: Literal["raise", "drop"] = "raise",
 ) -> tuple[tuple[str, float, float], ...]:
     """Validate bands against the sampling rate; drop those above Nyquist only if asked."""
-    if on_high_band not in ("raise", "drop"):
-        raise ValueError(f"on_high_band must be 'raise' or 'drop', got {on_high_band!r}.")
-    if sfreq <= 0:
-        raise ValueError(f"sfreq must be positive, got {sfreq}.")
+    check_option("on_high_band", on_high_band, ("raise", "drop"))
+    check_range("sfreq", sfreq, low=0, low_open=True)
     bands = tuple((str(n), float(lo), float(hi)) for n, lo, hi in bands)
     for name, lo, hi in bands:
         if not 0 <= lo < hi:
@@ -158,8 +159,7 @@ def iter_differential_entropy(
     """
     if data.ndim != 2:
         raise ValueError(f"data must have shape (n_channels, n_samples), got {data.shape}.")
-    if method not in ("fft", "filter"):
-        raise ValueError(f"method must be 'fft' or 'filter', got {method!r}.")
+    check_option("method", method, DE_METHODS)
     bands = check_bands(bands, sfreq, on_high_band)
     length, hop = _window_samples(sfreq, window, step)
     starts = window_starts(data.shape[1], sfreq, window, step)

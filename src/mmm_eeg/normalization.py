@@ -19,13 +19,15 @@ A normalisation is written as one string: ``"subject"``, ``"subject-node"``, ``"
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.validation import check_option
 
-NORMALIZATIONS = ("recording", "subject", "none", "recording-node", "subject-node")
+#: A normalisation's name, as configs, the command line and ``Corpus.read`` spell it.
+Normalization = Literal["recording", "subject", "none", "recording-node", "subject-node"]
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 Group = Literal["recording", "subject", "none"]
 Per = Literal["band", "node"]
 
@@ -46,20 +48,15 @@ class Normalizer:
     per: Per = "band"
 
     def __post_init__(self) -> None:
-        if self.by not in ("recording", "subject", "none"):
-            raise UserInputError(f"by must be recording, subject or none; got {self.by!r}.")
-        if self.per not in ("band", "node"):
-            raise UserInputError(f"per must be band or node; got {self.per!r}.")
+        check_option("by", self.by, ("recording", "subject", "none"))
+        check_option("per", self.per, ("band", "node"))
 
     @classmethod
     def parse(cls, value: str | Normalizer) -> Normalizer:
         """A normaliser from its name (one of ``NORMALIZATIONS``)."""
         if isinstance(value, Normalizer):
             return value
-        if value not in NORMALIZATIONS:
-            raise UserInputError(
-                f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {value!r}."
-            )
+        check_option("normalize", value, NORMALIZATIONS)
         by, _, per = value.partition("-")
         return cls(by, "node" if per else "band")  # type: ignore[arg-type]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from mmm_eeg.atomic import atomic_path
+from mmm_eeg.channels import parse_channel_name
 from mmm_eeg.datasets import EXAMPLE_MONTAGES
-from mmm_eeg.topology import template_position
+from mmm_eeg.montage import template_position
 
 
 def _pink(rng: np.random.Generator, n_channels: int, n: int, sfreq: float) -> np.ndarray:
@@ -40,8 +41,6 @@ def synthetic_signals(
     subject_gain: float = 1.0,
 ) -> np.ndarray:
     """Signals in volts for electrodes ``names`` (10-05 names or aliases)."""
-    from mmm_eeg.channels import parse_channel_name
-
     n = int(seconds * sfreq)
     t = np.arange(n) / sfreq
     positions = []

@@ -1,4 +1,7 @@
-"""Figures: the topology seen from above, with a channel mapping drawn on it."""
+"""Figures: the topology seen from above, with a channel mapping drawn on it; figure files.
+
+matplotlib is imported on first use (``pyplot``), so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,28 @@ from pathlib import Path
 import numpy as np
 
 from mmm_eeg.atomic import atomic_path
-from mmm_eeg.topology import ChannelMapping, UnifiedTopology
+from mmm_eeg.channels import clean_name, parse_channel_name
+from mmm_eeg.mapping import ChannelMapping
+from mmm_eeg.montage import template_position
+from mmm_eeg.topology import UnifiedTopology
+
+
+def pyplot(interactive: bool = False):
+    """``matplotlib.pyplot``, on the file-only Agg backend unless ``interactive``."""
+    import matplotlib
+
+    if not interactive:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
+    """Write ``fig`` to ``path`` atomically (format from the suffix) and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
 
 
 def project_top_view(positions: np.ndarray) -> np.ndarray:
@@ -61,15 +85,7 @@ def plot_topology(
     matplotlib.figure.Figure
         The figure (already closed when ``fname`` is given).
     """
-    import matplotlib
-
-    if fname is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from mmm_eeg.channels import clean_name, parse_channel_name
-    from mmm_eeg.topology import template_position
-
+    plt = pyplot(interactive=fname is None)
     xy = project_top_view(topology.positions)
     colours = plt.get_cmap("tab20")(np.arange(topology.n_regions) % 20)
     present = mapping.present if mapping is not None else np.ones(topology.n_nodes, bool)
@@ -113,7 +129,5 @@ def plot_topology(
     ax.set_aspect("equal")
     ax.axis("off")
     if fname is not None:
-        with atomic_path(fname) as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        save_figure(fig, fname, dpi=120)
     return fig

@@ -9,10 +9,11 @@ import numpy as np
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.recording import Annotation, Recording, annotations_from_mne
+from mmm_eeg.montage import montage_positions
 
-#: Columns of a muse-lsl / eeg-notebooks CSV that are not signals.
-MUSE_TIME_COLUMN = "timestamps"
-MUSE_MARKER_PREFIX = "Marker"
+#: Columns of a muse-lsl / eeg-notebooks CSV that are not signals (compared in lower case).
+MUSE_TIME_COLUMNS = ("timestamps", "timestamp", "time")
+MUSE_MARKER_PREFIX = "marker"
 #: Muse headbands sample at 256 Hz; other rates are estimated from the timestamps.
 MUSE_NOMINAL_RATES = (256.0, 220.0, 250.0, 512.0)
 
@@ -117,8 +118,6 @@ def open_raw(path: Path, preload: bool) -> Any:
 
 
 def _read_mne(path: Path) -> Recording:
-    from mmm_eeg.topology import montage_positions
-
     raw = open_raw(path, preload=True)
     montage = raw.get_montage()
     return Recording(
@@ -130,6 +129,25 @@ def _read_mne(path: Path) -> Recording:
         annotations=annotations_from_mne(raw.annotations),
         meta={"path": str(path), "format": path.suffix.lower().lstrip(".")},
     )
+
+
+def muse_columns(columns: list[str], path: Path) -> tuple[str, list[str], list[str]]:
+    """Split a Muse CSV header into its time column, signal channels and marker columns.
+
+    The one rule for Muse headers, used both to list a file's channels and to read it.
+    """
+    names = [str(c).strip() for c in columns]
+    time_column = next((c for c in names if c.lower() in MUSE_TIME_COLUMNS), None)
+    if time_column is None:
+        raise UserInputError(
+            f"{path}: no time column ({', '.join(MUSE_TIME_COLUMNS)}); a Muse CSV starts with "
+            f"'timestamps,TP9,AF7,AF8,TP10,...'. Columns found: {names[:8]}."
+        )
+    markers = [c for c in names if c.lower().startswith(MUSE_MARKER_PREFIX)]
+    channels = [c for c in names if c and c != time_column and c not in markers]
+    if not channels:
+        raise UserInputError(f"{path}: the CSV header names no signal columns: {names}.")
+    return time_column, channels, markers
 
 
 def read_muse_csv(path: str | Path, sfreq: float | None = None) -> Recording:
@@ -160,14 +178,9 @@ def read_muse_csv(path: str | Path, sfreq: float | None = None) -> Recording:
         table = pd.read_csv(path)
     except Exception as err:  # pandas raises several types for malformed CSV
         raise UserInputError(f"{path}: not a readable CSV file ({err}).") from err
-    if MUSE_TIME_COLUMN not in table.columns:
-        raise UserInputError(
-            f"{path}: no '{MUSE_TIME_COLUMN}' column; a Muse CSV starts with "
-            f"'timestamps,TP9,AF7,AF8,TP10,...'. Columns found: {list(table.columns)[:8]}."
-        )
-    markers = [c for c in table.columns if str(c).startswith(MUSE_MARKER_PREFIX)]
-    channels = [c for c in table.columns if c != MUSE_TIME_COLUMN and c not in markers]
-    times = table[MUSE_TIME_COLUMN].to_numpy(dtype=np.float64)
+    table.columns = [str(c).strip() for c in table.columns]
+    time_column, channels, markers = muse_columns(list(table.columns), path)
+    times = table[time_column].to_numpy(dtype=np.float64)
     if len(times) < 2 or not np.all(np.isfinite(times)):
         raise UserInputError(f"{path}: the timestamps column is too short or not numeric.")
     order = np.argsort(times, kind="stable")
@@ -187,7 +200,7 @@ def read_muse_csv(path: str | Path, sfreq: float | None = None) -> Recording:
     return Recording(
         data=data,
         sfreq=float(sfreq),
-        ch_names=[str(c).strip() for c in channels],
+        ch_names=channels,
         annotations=sorted(annotations, key=lambda a: a.onset),
         meta={"path": str(path), "format": "muse-csv", "start_time": float(times[0])},
     )

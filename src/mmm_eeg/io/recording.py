@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from mmm_eeg.validation import check_range
+
 
 @dataclass(frozen=True)
 class Annotation:
@@ -62,8 +64,7 @@ class Recording:
             )
         if self.ch_types is not None and len(self.ch_types) != len(self.ch_names):
             raise ValueError(f"{len(self.ch_types)} channel types for {len(self.ch_names)} names.")
-        if not self.sfreq > 0:
-            raise ValueError(f"sfreq must be positive, got {self.sfreq}.")
+        check_range("sfreq", self.sfreq, low=0, low_open=True)
 
     @property
     def n_samples(self) -> int:

@@ -102,8 +102,9 @@ def discover_sources(
         wrong = sorted(set(mapping.values()) - allowed)
         if wrong:
             raise UserInputError(
-                f"--events maps to {wrong}, not among the allowed labels {sorted(allowed)} "
-                "(--labels); fix one or the other."
+                f"events maps to {wrong}, not among the allowed labels {sorted(allowed)}; "
+                "fix one or the other.",
+                parameter="events",
             )
     sources: list[SourceFile] = []
     skipped: list[Skipped] = []
@@ -132,11 +133,14 @@ def shard_sources(sources: Sequence[SourceFile], spec: str) -> list[SourceFile]:
     try:
         i, n = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise UserInputError(f"--shard must look like I/N (e.g. 0/8); got {spec!r}.") from None
+        raise UserInputError(
+            f"shard must look like I/N (e.g. 0/8); got {spec!r}.", parameter="shard"
+        ) from None
     if n < 1 or not 0 <= i < n:
         raise UserInputError(
-            f"--shard {spec}: need 0 <= I < N (the first of 8 slices is 0/8; with SLURM use "
-            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT and --array=0-7)."
+            f"shard {spec}: need 0 <= I < N (the first of 8 slices is 0/8; with SLURM use "
+            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT and --array=0-7).",
+            parameter="shard",
         )
     ordered = sorted(sources, key=lambda s: natural_key(s.recording_id))
     return ordered[i::n]
@@ -250,7 +254,7 @@ def read_manifest(
                 Skipped(
                     where,
                     f"label {sorted(given - allowed)[0]!r} is not one of the allowed labels "
-                    f"{sorted(allowed)}; correct the row or add the label to --labels",
+                    f"{sorted(allowed)}; correct the row or add the label to the allowed labels",
                 )
             )
             continue

@@ -4,7 +4,11 @@ from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import MMMEncoder
 from mmm_eeg.model.masking import MaskSchedule, channel_dropout, random_mask, regional_mask
-from mmm_eeg.model.physiopro import checkpoint_filter_fn, to_physiopro_state_dict
+from mmm_eeg.model.physiopro import (
+    checkpoint_filter_fn,
+    load_physiopro_encoder,
+    to_physiopro_state_dict,
+)
 
 __all__ = [
     "MMMAutoencoder",
@@ -13,6 +17,7 @@ __all__ = [
     "MaskSchedule",
     "channel_dropout",
     "checkpoint_filter_fn",
+    "load_physiopro_encoder",
     "random_mask",
     "regional_mask",
     "to_physiopro_state_dict",

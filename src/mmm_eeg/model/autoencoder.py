@@ -9,8 +9,9 @@ from torch import nn
 
 from mmm_eeg.model.encoder import MMMEncoder
 from mmm_eeg.model.layers import Block
+from mmm_eeg.model.pos_embed import position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin
-from mmm_eeg.positions import position_encoding
+from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
 
@@ -43,10 +44,8 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         loss_on: LossOn = "masked",
     ) -> None:
         super().__init__()
-        if loss_on not in ("masked", "all"):
-            raise ValueError(f"loss_on must be 'masked' or 'all', got {loss_on!r}.")
-        if head not in ("linear", "mlp"):
-            raise ValueError(f"head must be 'linear' or 'mlp', got {head!r}.")
+        check_option("loss_on", loss_on, ("masked", "all"))
+        check_option("head", head, ("linear", "mlp"))
         self.encoder = encoder
         self.decoder_depth, self.head_type, self.loss_on = decoder_depth, head, loss_on
         dim, n_nodes = encoder.dim, encoder.topology.n_nodes

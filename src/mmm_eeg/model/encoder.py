@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
 from mmm_eeg.model.layers import Block, BlockType
+from mmm_eeg.model.pos_embed import PositionKind, position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin
-from mmm_eeg.positions import PositionKind, position_encoding
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option, check_range
 
 AbsentPolicy = Literal["exclude", "zero", "noise"]
-ABSENT_POLICIES = ("exclude", "zero", "noise")
+ABSENT_POLICIES: tuple[str, ...] = get_args(AbsentPolicy)
 
 
 class MMMEncoder(PretrainedMixin, nn.Module):
@@ -39,7 +39,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     in_features : int
         Features per node (5 DE bands).
     pos_encoding : {"2d", "1d", "3d", "spherical"}
-        Initial value of the trainable position embedding (see :mod:`mmm_eeg.positions`).
+        Initial value of the trainable position embedding (see :mod:`mmm_eeg.model.pos_embed`).
     absent : {"exclude", "zero", "noise"}
         Nodes the recording lacks: ``"exclude"`` zeroes their input and blocks them as attention
         keys, so nothing leaks from them; ``"zero"`` only zeroes their input; ``"noise"`` fills
@@ -47,7 +47,16 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     block : {"reference", "prenorm"}
         ``"reference"``: the block the released weights were trained with; ``"prenorm"``: the
         standard pre-norm block.
+
+    Attributes
+    ----------
+    load_report : dict of str to list of str | None
+        Set by :func:`mmm_eeg.model.physiopro.load_physiopro_encoder`: which tensors came from
+        the file (``"loaded"``), which kept their initial values (``"initialised"``) and which
+        file keys were not the encoder's (``"ignored"``). None for an encoder built otherwise.
     """
+
+    load_report: dict[str, list[str]] | None
 
     def __init__(
         self,
@@ -62,14 +71,13 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         block: BlockType = "reference",
     ) -> None:
         super().__init__()
-        if absent not in ABSENT_POLICIES:
-            raise ValueError(f"absent must be one of {list(ABSENT_POLICIES)}, got {absent!r}.")
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}.")
+        check_option("absent", absent, ABSENT_POLICIES)
+        check_range("depth", depth, low=1)
         self.topology = topology or UnifiedTopology.default()
         self.dim, self.depth, self.heads = dim, depth, heads
         self.mlp_ratio, self.in_features = mlp_ratio, in_features
         self.pos_encoding, self.absent, self.block = pos_encoding, absent, block
+        self.load_report = None
         n_regions = self.topology.n_regions
 
         self.patch_embed = nn.Linear(in_features, dim)
@@ -198,13 +206,3 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
                                          "pos_encoding", "absent", "block")}  # fmt: skip
         return cls(topology=UnifiedTopology.from_config(config["topology"]), **kwargs)
-
-    @classmethod
-    def from_physiopro(cls, path: str | Path, **kwargs: Any) -> MMMEncoder:
-        """Load the authors' released encoder or a reference fine-tuning state dict.
-
-        See :func:`mmm_eeg.model.physiopro.load_physiopro_encoder`.
-        """
-        from mmm_eeg.model.physiopro import load_physiopro_encoder
-
-        return load_physiopro_encoder(path, **kwargs)

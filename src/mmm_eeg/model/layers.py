@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmm_eeg.validation import check_option
+
 BlockType = Literal["reference", "prenorm"]
 
 
@@ -62,8 +64,7 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, block: BlockType) -> None:
         super().__init__()
-        if block not in ("reference", "prenorm"):
-            raise ValueError(f"block must be 'reference' or 'prenorm', got {block!r}.")
+        check_option("block", block, ("reference", "prenorm"))
         self.block = block
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads)

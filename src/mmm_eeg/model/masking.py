@@ -14,6 +14,8 @@ from typing import Literal
 
 import torch
 
+from mmm_eeg.validation import check_option, check_range
+
 Strategy = Literal["random", "regional"]
 
 
@@ -137,8 +139,7 @@ def channel_dropout(
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}.")
-    if min_keep < 1:
-        raise ValueError(f"min_keep must be >= 1, got {min_keep}.")
+    check_range("min_keep", min_keep, low=1)
     present = _check_present(present)
     n = present.sum(1).cpu()  # the draws come from a CPU generator
     low = n.clamp(max=min_keep)
@@ -179,10 +180,9 @@ class MaskSchedule:
     regional_prob: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.cycle < 2:
-            raise ValueError("epochs must be >= 1 and cycle >= 2.")
-        if self.mode not in ("cycle", "mix"):
-            raise ValueError(f"mode must be 'cycle' or 'mix', got {self.mode!r}.")
+        check_range("epochs", self.epochs, low=1)
+        check_range("cycle", self.cycle, low=2)
+        check_option("mode", self.mode, ("cycle", "mix"))
 
     @property
     def cycle_length(self) -> int:

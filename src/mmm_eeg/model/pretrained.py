@@ -6,6 +6,7 @@ Loading never unpickles: safetensors holds only tensors, and the config is JSON.
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Self
 
@@ -48,12 +49,10 @@ class PretrainedMixin:
         Path
             The directory.
         """
-        from mmm_eeg import __version__
-
         directory = Path(directory)
         config = {
             "model": type(self).__name__,
-            "library_version": __version__,
+            "library_version": _library_version(),
             **self.config(),
             "metadata": metadata or {},
         }
@@ -108,3 +107,10 @@ class PretrainedMixin:
                 f"unexpected {result.unexpected_keys}."
             )
         return model.eval()  # type: ignore[attr-defined]
+
+
+def _library_version() -> str:
+    try:
+        return version("mmm-eeg")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0"

@@ -4,20 +4,45 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.normalization import Normalizer
+from mmm_eeg.normalization import NORMALIZATIONS, Normalization
+from mmm_eeg.train.protocols import PROTOCOLS, Protocol
+from mmm_eeg.validation import check_option, check_range
 
 T = TypeVar("T")
 
 
 @dataclass
 class TrainerConfig:
-    """Hardware and run-control options shared by pretraining and fine-tuning."""
+    """Hardware and run-control options shared by pretraining and fine-tuning.
+
+    Parameters
+    ----------
+    accelerator : str
+        Lightning accelerator: cpu, gpu or auto.
+    devices : int
+        Devices per node.
+    num_nodes : int
+        Machines.
+    strategy : str
+        Lightning strategy: auto, ddp, ...
+    precision : str
+        32, or bf16-mixed on hardware that has it.
+    seed : int
+        Seed of every random draw (weights, masks, batches, folds).
+    select : str | None
+        Windows to use, e.g. "dataset in [eegmat, muse_n170] and subject != eegmat-03".
+    normalize : str
+        Feature standardisation: recording, subject, none (per band); recording-node,
+        subject-node (per node and band).
+    loader_workers : int
+        DataLoader processes decoding the corpus (0: in the trainer's process).
+    """
 
     accelerator: str = "cpu"
     devices: int = 1
@@ -26,18 +51,63 @@ class TrainerConfig:
     precision: str = "32"
     seed: int = 0
     select: str | None = None
-    normalize: str = "recording"
-    loader_workers: int = 0  # DataLoader processes decoding the corpus (0: in the trainer)
+    normalize: Normalization = "recording"
+    loader_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.loader_workers < 0:
-            raise UserInputError(f"loader_workers must be >= 0; got {self.loader_workers}.")
-        Normalizer.parse(self.normalize)  # a clear error for an unknown name
+        check_range("loader_workers", self.loader_workers, low=0)
+        check_range("devices", self.devices, low=1)
+        check_range("num_nodes", self.num_nodes, low=1)
+        check_option("normalize", self.normalize, NORMALIZATIONS)
 
 
 @dataclass
 class PretrainConfig(TrainerConfig):
-    """MMM pretraining (defaults: the paper's recipe at our width)."""
+    """MMM pretraining (defaults: the paper's recipe at our width).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training windows.
+    batch_size : int
+        Windows per step and device.
+    lr : float
+        Peak AdamW learning rate (linear warm-up, cosine decay).
+    weight_decay : float
+        AdamW weight decay.
+    warmup_fraction : float
+        Share of the steps spent warming up.
+    dim : int
+        Model width (16 in the paper, 64 in the released checkpoint).
+    depth : int
+        Encoder blocks.
+    decoder_depth : int
+        Decoder blocks.
+    heads : int
+        Attention heads.
+    absent : str
+        Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
+    init : str | None
+        Start from weights: a PhysioPro .pt, a model dir or a run dir.
+    val_fraction : float
+        Share of recordings held out to report reconstruction.
+    mask_mode : str
+        Global and regional masking: cycle (alternate by steps) or mix (per batch).
+    mask_cycle : int
+        Steps per masking stage in cycle mode.
+    random_ratio : float
+        Share of present nodes masked by the global (random) stage.
+    regional_ratio : float
+        Share of regions masked by the regional stage.
+    loss_on : str
+        Reconstruction loss on masked nodes only, or on all present nodes.
+    head : str
+        Reconstruction head: linear or mlp.
+    checkpoint_every_n_steps : int | None
+        Also checkpoint every N steps (None: every epoch).
+    snapshot_every_n_epochs : int | None
+        Save the encoder every N epochs to RUN/snapshots/epoch-NNNN (None: only the final one).
+    """
 
     epochs: int = 20
     batch_size: int = 512
@@ -51,31 +121,80 @@ class PretrainConfig(TrainerConfig):
     absent: str = "exclude"
     init: str | None = None
     val_fraction: float = 0.1
-    mask_mode: str = "cycle"
+    mask_mode: Literal["cycle", "mix"] = "cycle"
     mask_cycle: int = 100
     random_ratio: float = 0.5
     regional_ratio: float = 0.35
-    loss_on: str = "masked"
-    head: str = "linear"
+    loss_on: Literal["masked", "all"] = "masked"
+    head: Literal["linear", "mlp"] = "linear"
     checkpoint_every_n_steps: int | None = None
-    # Save the encoder every N epochs to RUN/snapshots/epoch-NNNN (curves of downstream
-    # accuracy against pretraining length); None: only the final encoder.
     snapshot_every_n_epochs: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.snapshot_every_n_epochs is not None and self.snapshot_every_n_epochs < 1:
-            raise UserInputError(
-                f"snapshot_every_n_epochs must be >= 1; got {self.snapshot_every_n_epochs}."
-            )
+        check_range("epochs", self.epochs, low=1)
+        check_range("batch_size", self.batch_size, low=1)
+        check_range("val_fraction", self.val_fraction, low=0, high=1, low_open=True)
+        if self.snapshot_every_n_epochs is not None:
+            check_range("snapshot_every_n_epochs", self.snapshot_every_n_epochs, low=1)
 
 
 @dataclass
 class FinetuneConfig(TrainerConfig):
-    """Fine-tuning and evaluation protocol."""
+    """Fine-tuning and its evaluation protocol.
+
+    Parameters
+    ----------
+    init : str
+        Encoder: scratch, a pretraining run dir, a model dir or a PhysioPro .pt.
+    protocol : str
+        How subjects and windows are split into folds (see make_folds).
+    test_subjects : list of str | None
+        Test subjects for holdout (or a subset of the loso folds).
+    k : int
+        Folds for subject-kfold and time-blocked.
+    val_subjects : int
+        Training subjects held out per fold for model selection and early stopping.
+    freeze_encoder : bool
+        Train only the head (linear probe).
+    epochs : int
+        Most epochs per fold.
+    patience : int
+        Epochs without a better validation score before stopping.
+    batch_size : int
+        Windows per step and device.
+    lr : float
+        Learning rate of the head.
+    encoder_lr_scale : float
+        The encoder's rate as a multiple of lr (a pretrained encoder only).
+    layer_decay : float
+        Block i of d learns at layer_decay**(d-i) of the encoder's rate (1: no decay).
+    freeze_epochs : int
+        Epochs with the encoder frozen while the head warms up, before it trains.
+    weight_decay : float
+        AdamW weight decay.
+    class_weights : str | None
+        balanced: weight the loss by inverse class frequency.
+    hidden : int
+        Hidden width of the head.
+    dropout : float
+        Dropout before the head's last layer.
+    dim : int
+        Width of a scratch encoder.
+    depth : int
+        Depth of a scratch encoder.
+    heads : int
+        Attention heads of a scratch encoder.
+    absent : str
+        Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
+    channel_dropout : float
+        Probability that a training window loses a random set of its channels.
+    channel_dropout_min : int
+        Channels a window keeps at least under channel dropout.
+    """
 
     init: str = "scratch"
-    protocol: str = "loso"
+    protocol: Protocol = "loso"
     test_subjects: list[str] | None = None
     k: int = 5
     val_subjects: int = 2
@@ -84,39 +203,30 @@ class FinetuneConfig(TrainerConfig):
     patience: int = 8
     batch_size: int = 256
     lr: float = 1e-3
-    encoder_lr_scale: float = 0.1  # applies to a pretrained encoder only
-    # Recipe for a pretrained encoder: block i of d learns at layer_decay ** (d - i) times the
-    # encoder's rate (embeddings at layer_decay ** (d + 1)); the encoder stays frozen for the
-    # first freeze_epochs epochs (the head warms up on fixed features), then trains.
+    encoder_lr_scale: float = 0.1
     layer_decay: float = 1.0
     freeze_epochs: int = 0
     weight_decay: float = 0.01
-    class_weights: str | None = None
+    class_weights: Literal["balanced"] | None = None
     hidden: int = 64
     dropout: float = 0.1
     dim: int = 64
     depth: int = 6
     heads: int = 8
     absent: str = "exclude"
-    # Augmentation: a training window loses a random subset of its nodes with this probability,
-    # keeping at least channel_dropout_min, so the model learns to work with fewer electrodes.
     channel_dropout: float = 0.0
     channel_dropout_min: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.channel_dropout <= 1.0:
-            raise UserInputError(
-                f"channel_dropout must be a probability in [0, 1]; got {self.channel_dropout}."
-            )
-        if not 0.0 < self.layer_decay <= 1.0:
-            raise UserInputError(f"layer_decay must be in (0, 1]; got {self.layer_decay}.")
-        if self.freeze_epochs < 0:
-            raise UserInputError(f"freeze_epochs must be >= 0; got {self.freeze_epochs}.")
-        if self.channel_dropout_min < 1:
-            raise UserInputError(
-                f"channel_dropout_min must be >= 1; got {self.channel_dropout_min}."
-            )
+        check_option("protocol", self.protocol, PROTOCOLS)
+        check_range("epochs", self.epochs, low=1)
+        check_range("channel_dropout", self.channel_dropout, low=0, high=1)
+        check_range("layer_decay", self.layer_decay, low=0, high=1, low_open=True)
+        check_range("freeze_epochs", self.freeze_epochs, low=0)
+        check_range("channel_dropout_min", self.channel_dropout_min, low=1)
+        if self.class_weights is not None:
+            check_option("class_weights", self.class_weights, ("balanced",))
 
 
 def resolve_config(cls: type[T], file: str | Path | None, overrides: dict[str, Any]) -> T:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from mmm_eeg.corpus import Corpus, Normalize
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.normalization import Normalization
 
 
 def shard(indices: np.ndarray, epoch: int, seed: int, rank: int, world: int) -> np.ndarray:
@@ -60,7 +62,7 @@ class CorpusBatches(IterableDataset):
         indices: np.ndarray,
         batch_size: int,
         targets: np.ndarray | None = None,
-        normalize: Normalize = "recording",
+        normalize: Normalization = "recording",
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = True,
@@ -154,13 +156,7 @@ class CorpusBatches(IterableDataset):
             yield torch.from_numpy(x), torch.from_numpy(present), torch.from_numpy(y)
 
 
-def _lightning_data_module():
-    import lightning as L
-
-    return L.LightningDataModule
-
-
-class CorpusDataModule(_lightning_data_module()):
+class CorpusDataModule(L.LightningDataModule):
     """Training and validation batches; each rank's shard is set in ``setup`` (DDP-aware)."""
 
     def __init__(self, train_set: CorpusBatches, val_set: CorpusBatches) -> None:

@@ -13,40 +13,47 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 import yaml
 from torch import nn
+from torchmetrics.classification import MulticlassRecall
 
-from mmm_eeg.atomic import atomic_path, check_output_folder
+from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MMMClassifier, channel_dropout
+from mmm_eeg.model.loading import load_encoder
 from mmm_eeg.train.config import FinetuneConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
-from mmm_eeg.train.init import load_encoder
-from mmm_eeg.train.metrics import classification_metrics
-from mmm_eeg.train.pretrain import (
-    _lightning,
+from mmm_eeg.train.metrics import classification_metrics, per_subject_balanced_accuracy
+from mmm_eeg.train.plots import finetune_plots
+from mmm_eeg.train.protocols import Fold, make_folds
+from mmm_eeg.train.selection import select_windows
+from mmm_eeg.train.trainer import (
     batch_generator,
     build_trainer,
+    is_global_zero,
     param_groups,
     warmup_cosine,
 )
-from mmm_eeg.train.protocols import Fold, make_folds
-from mmm_eeg.train.selection import select_windows
+from mmm_eeg.validation import check_option
 
 logger = logging.getLogger(__name__)
 
 
-class FinetuneModule(_lightning().LightningModule):
+class FinetuneModule(L.LightningModule):
     """Cross-entropy training of :class:`MMMClassifier`; validation balanced accuracy."""
 
     def __init__(self, classifier: MMMClassifier, config: FinetuneConfig, class_weights=None):
         super().__init__()
+        self.save_hyperparameters({"config": asdict(config)})
         self.classifier, self.config = classifier, config
         self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # Balanced accuracy is the mean recall over classes; torchmetrics gathers its counts
+        # from every rank under DDP, so selection and early stopping see the whole split.
+        self.val_balanced_accuracy = MulticlassRecall(classifier.n_outputs, average="macro")
         # The encoder weights that train at all (the reference's unused norms never do).
         self._encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
 
@@ -71,19 +78,10 @@ class FinetuneModule(_lightning().LightningModule):
         x, present, y = batch
         logits = self.classifier(x, present)
         self.log("val_loss", self.loss_fn(logits, y), sync_dist=True)
-        self._val.append((logits.argmax(-1).cpu(), y.cpu()))
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        pred, true = (torch.cat(t).numpy() for t in zip(*self._val, strict=True))
-        self._val.clear()
-        from sklearn.metrics import balanced_accuracy_score
-
-        self.log("val_balanced_accuracy", float(balanced_accuracy_score(true, pred)))
+        self.val_balanced_accuracy.update(logits, y)
+        self.log("val_balanced_accuracy", self.val_balanced_accuracy, on_epoch=True)
 
     def on_train_epoch_start(self) -> None:
-        self.trainer.datamodule.train_set.set_epoch(self.current_epoch)
         if self.config.freeze_epochs:  # AdamW skips weights without a gradient
             frozen = self.current_epoch < self.config.freeze_epochs
             for p in self._encoder_params:
@@ -136,23 +134,10 @@ def predict(
     return np.concatenate(probabilities) if probabilities else np.zeros((0, classifier.n_outputs))
 
 
-def label_targets(corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Class index per corpus window (-1 outside ``rows`` or unlabelled) and the class names."""
-    labels = corpus.index["label"].to_numpy()
-    names = sorted({str(v) for v in labels[rows] if v is not None and v == v})
-    if len(names) < 2:
-        raise UserInputError(f"The selection holds {len(names)} label(s) {names}; need at least 2.")
-    lookup = {n: i for i, n in enumerate(names)}
-    targets = np.full(len(labels), -1, dtype=np.int64)
-    targets[rows] = [lookup.get(str(v), -1) for v in labels[rows]]
-    return targets, names
-
-
 def train_fold(
     corpus, fold: Fold, targets, names, config: FinetuneConfig, out: Path
 ) -> dict[str, Any]:
     """Fit on the fold's training windows, select on validation, score the test windows once."""
-    L = _lightning()
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -195,13 +180,9 @@ def train_fold(
     probabilities = predict(classifier, corpus, fold.test, config.normalize)
     test = classification_metrics(targets[fold.test], probabilities, len(names))
     subjects = corpus.index["subject"].astype(str).to_numpy()[fold.test]
-    per_subject = {}
-    for s in sorted(set(subjects)):
-        mine = subjects == s
-        per_subject[s] = classification_metrics(
-            targets[fold.test][mine], probabilities[mine], len(names)
-        )["balanced_accuracy"]
-    classifier.save_pretrained(folder / "model", metadata={"fold": fold.name, "init": config.init})
+    per_subject = per_subject_balanced_accuracy(
+        targets[fold.test], probabilities.argmax(1), subjects
+    )
     result = {
         "fold": fold.describe(corpus.index),
         "test": test,
@@ -209,8 +190,11 @@ def train_fold(
         "best_epoch_val_balanced_accuracy": float(selector.best_model_score or float("nan")),
         "metrics_csv": str(folder / "logs" / "metrics.csv"),
     }
-    _write_json(folder / "metrics.json", result)
-    (Path(selector.best_model_path)).unlink(missing_ok=True)  # the safetensors model is kept
+    if trainer.is_global_zero:  # every rank holds the same model and scores; one writes
+        metadata = {"fold": fold.name, "init": config.init}
+        classifier.save_pretrained(folder / "model", metadata=metadata)
+        write_json(folder / "metrics.json", result)
+        Path(selector.best_model_path).unlink(missing_ok=True)  # the safetensors model is kept
     return result
 
 
@@ -227,8 +211,11 @@ def finetune(
     rows = select_windows(corpus.index, config.select)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
     if len(rows) == 0:
-        raise UserInputError("No labelled window in the selection; check --select and the labels.")
-    targets, names = label_targets(corpus, rows)
+        raise UserInputError(
+            "No labelled window in the selection; check select and the labels.",
+            parameter="select",
+        )
+    targets, names = corpus.label_targets(rows)
     folds = make_folds(
         corpus.index,
         rows,
@@ -239,13 +226,19 @@ def finetune(
         config.seed,
     )
     if (out / "config.yaml").is_file() and not resume:
-        raise UserInputError(f"{out} already holds results; pass --resume to continue them.")
+        raise UserInputError(
+            f"{out} already holds results; pass resume=True to continue them.", parameter="resume"
+        )
     if resume and (out / "config.yaml").is_file():
         previous = yaml.safe_load((out / "config.yaml").read_text())
         if previous != asdict(config):
-            raise UserInputError(f"--resume: {out} was run with other options; use a new --out.")
-    out.mkdir(parents=True, exist_ok=True)
-    write_config(config, out / "config.yaml")
+            raise UserInputError(
+                f"{out} was run with other options; resume it with those or choose a new out.",
+                parameter="out",
+            )
+    if is_global_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(config, out / "config.yaml")
     results = []
     for fold in folds:
         done = out / "folds" / fold.name / "metrics.json"
@@ -254,12 +247,11 @@ def finetune(
         else:
             results.append(train_fold(corpus, fold, targets, names, config, out))
     summary = summarize(results, names, config)
-    _write_json(out / "summary.json", summary)
-    with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(summary))
-    from mmm_eeg.train.plots import finetune_plots
-
-    finetune_plots(out, results, names)
+    if is_global_zero():
+        write_json(out / "summary.json", summary)
+        with atomic_path(out / "summary.md") as tmp:
+            tmp.write_text(summary_markdown(summary))
+        finetune_plots(out, results, names)
     return summary
 
 
@@ -321,23 +313,19 @@ def evaluate(
     corpus = Corpus(corpus_path)
     names = classifier.label_names or [str(i) for i in range(classifier.n_outputs)]
     rows = select_windows(corpus.index, select)
-    labels = corpus.index["label"].astype(str).to_numpy()[rows]
-    rows = rows[np.isin(labels, names)]
+    targets, _ = corpus.label_targets(rows, names)
+    rows = rows[targets[rows] >= 0]
     if len(rows) == 0:
         raise UserInputError(
             f"No window of {corpus_path} carries one of the model's labels {names}."
         )
-    lookup = {n: i for i, n in enumerate(names)}
-    y = np.array([lookup[v] for v in corpus.index["label"].astype(str).to_numpy()[rows]])
+    y = targets[rows]
     probabilities = predict(classifier, corpus, rows, normalize)
     result = classification_metrics(y, probabilities, len(names))
     subjects = corpus.index["subject"].astype(str).to_numpy()[rows]
-    result["per_subject_balanced_accuracy"] = {
-        s: classification_metrics(y[subjects == s], probabilities[subjects == s], len(names))[
-            "balanced_accuracy"
-        ]
-        for s in sorted(set(subjects))
-    }
+    result["per_subject_balanced_accuracy"] = per_subject_balanced_accuracy(
+        y, probabilities.argmax(1), subjects
+    )
     result["labels"] = names
     return result
 
@@ -355,8 +343,7 @@ def embed(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if pool not in ("none", "mean"):
-        raise UserInputError(f"--pool must be none or mean; got {pool!r}.")
+    check_option("pool", pool, ("none", "mean"))
     corpus = Corpus(corpus_path)
     encoder = load_encoder(init, corpus.topology).eval()
     rows = select_windows(corpus.index, select)
@@ -378,8 +365,3 @@ def embed(
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
     return len(rows)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, default=str))

@@ -1,4 +1,4 @@
-"""Classification metrics (scikit-learn) for one fold."""
+"""Classification metrics (scikit-learn): one fold, and balanced accuracy per subject."""
 
 from __future__ import annotations
 
@@ -34,3 +34,14 @@ def classification_metrics(
     if n_classes == 2 and len(np.unique(y_true)) == 2:
         out["auroc"] = float(roc_auc_score(y_true, np.asarray(probabilities)[:, 1]))
     return out
+
+
+def per_subject_balanced_accuracy(
+    y_true: np.ndarray, y_pred: np.ndarray, subjects: np.ndarray
+) -> dict[str, float]:
+    """Balanced accuracy of each subject's windows, keyed by subject (sorted)."""
+    y_true, y_pred, subjects = (np.asarray(a) for a in (y_true, y_pred, subjects))
+    return {
+        str(s): float(balanced_accuracy_score(y_true[subjects == s], y_pred[subjects == s]))
+        for s in np.unique(subjects.astype(str))
+    }

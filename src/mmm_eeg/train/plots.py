@@ -8,29 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmm_eeg.atomic import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+from mmm_eeg.model import random_mask
+from mmm_eeg.viz import project_top_view, pyplot, save_figure
 
 
 @torch.no_grad()
 def reconstruction_by_ratio(autoencoder, x, present, ratios=(0.1, 0.3, 0.5, 0.7, 0.9), seed=0):
     """MSE on masked and on visible present nodes for random masks of several ratios."""
-    from mmm_eeg.model import random_mask
-
     autoencoder.eval()
     out = {"ratio": list(ratios), "masked": [], "visible": []}
     for ratio in ratios:
@@ -45,9 +29,7 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
     """Loss curves per masking strategy, error against mask ratio, reconstructed topographies."""
     import pandas as pd
 
-    from mmm_eeg.viz import project_top_view
-
-    plt = _pyplot()
+    plt = pyplot()
     plots = out / "plots"
     metrics = pd.read_csv(out / "logs" / "metrics.csv")
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -64,7 +46,7 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
     ax.set_ylabel("MSE (normalised DE)")
     ax.set_title("Pretraining loss by masking strategy")
     ax.legend()
-    _save(fig, plots / "loss_curves.png")
+    save_figure(fig, plots / "loss_curves.png")
     if len(val_rows) == 0:
         return
     sample = val_rows[:: max(1, len(val_rows) // 512)][:512]
@@ -80,9 +62,7 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
     ax.set_xlabel("mask ratio")
     ax.set_ylabel("MSE on held-out windows")
     ax.legend()
-    _save(fig, plots / "reconstruction_vs_mask_ratio.png")
-    from mmm_eeg.model import random_mask
-
+    save_figure(fig, plots / "reconstruction_vs_mask_ratio.png")
     with torch.no_grad():
         masked = random_mask(present[:3], 0.5, torch.Generator().manual_seed(0))
         recon = autoencoder(x[:3], present[:3], masked)
@@ -109,14 +89,14 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
             ax.set_aspect("equal")
             ax.axis("off")
     fig.suptitle("Held-out windows; circled nodes were masked")
-    _save(fig, plots / "reconstructed_topographies.png")
+    save_figure(fig, plots / "reconstructed_topographies.png")
 
 
 def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str]) -> None:
     """Per-fold balanced accuracy, pooled confusion matrix, training curves."""
     import pandas as pd
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(folds)), 4))
     names = [f["fold"]["name"] for f in folds]
     values = [f["test"]["balanced_accuracy"] for f in folds]
@@ -126,7 +106,7 @@ def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str
     ax.set_ylabel("balanced accuracy (test)")
     ax.set_ylim(0, 1)
     ax.legend()
-    _save(fig, out / "plots" / "per_fold.png")
+    save_figure(fig, out / "plots" / "per_fold.png")
     matrix = np.sum([np.asarray(f["test"]["confusion_matrix"]) for f in folds], axis=0)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(matrix, cmap="Blues")
@@ -136,7 +116,7 @@ def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str
     ax.set_yticks(range(len(label_names)), label_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    _save(fig, out / "plots" / "confusion_matrix.png")
+    save_figure(fig, out / "plots" / "confusion_matrix.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for f in folds:
         path = Path(f["metrics_csv"])
@@ -145,4 +125,4 @@ def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str
             ax.plot(m["epoch"], m["val_balanced_accuracy"], alpha=0.6)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation balanced accuracy")
-    _save(fig, out / "plots" / "training_curves.png")
+    save_figure(fig, out / "plots" / "training_curves.png")

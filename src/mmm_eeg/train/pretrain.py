@@ -11,64 +11,34 @@ uninterrupted run would have, including mid-epoch.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
-from torch import nn
 
 from mmm_eeg.atomic import check_output_folder
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MaskSchedule, MMMAutoencoder, random_mask
+from mmm_eeg.model.loading import load_encoder
 from mmm_eeg.train.config import PretrainConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
-from mmm_eeg.train.init import load_encoder
+from mmm_eeg.train.plots import pretraining_plots
 from mmm_eeg.train.selection import select_windows
+from mmm_eeg.train.trainer import (
+    batch_generator,
+    build_trainer,
+    is_global_zero,
+    param_groups,
+    warmup_cosine,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _lightning():
-    import lightning as L
-
-    return L
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float):
-    """LR multiplier per step: linear warm-up, then cosine decay to zero."""
-    warmup = max(1, int(warmup_fraction * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def param_groups(model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None):
-    """AdamW groups: no decay for biases, norms and tokens; optional LR scale per prefix."""
-    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        decay = 0.0 if p.ndim < 2 or "token" in name or "pos_embed" in name else weight_decay
-        scale = next((s for prefix, s in (lr_scales or {}).items() if name.startswith(prefix)), 1.0)
-        groups.setdefault((decay, scale), []).append(p)
-    return [{"params": ps, "weight_decay": d, "lr_scale": s} for (d, s), ps in groups.items()]
-
-
-def batch_generator(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from ``keys`` (seed, stage, epoch, batch, rank): the same batch
-    draws the same random numbers after a resume, whatever ran before it."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(keys).generate_state(1)[0]))
-
-
-class PretrainModule(_lightning().LightningModule):
+class PretrainModule(L.LightningModule):
     """Lightning wrapper of :class:`MMMAutoencoder` with the multi-stage mask schedule."""
 
     def __init__(self, autoencoder: MMMAutoencoder, config: PretrainConfig) -> None:
@@ -110,22 +80,6 @@ class PretrainModule(_lightning().LightningModule):
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
         self.log("val_baseline", baseline, sync_dist=True)
 
-    def on_train_start(self) -> None:
-        # After a checkpoint restore, before the first iterator: a run resumed mid-epoch skips
-        # the batches that epoch already trained on (Lightning does not call
-        # on_train_epoch_start for the resumed epoch). The checkpoint is written in
-        # on_train_batch_end, before "completed" counts that batch; "processed" does.
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        self._sync_data(skip=done if self.trainer.fit_loop.restarting else 0)
-
-    def on_train_epoch_start(self) -> None:
-        self._sync_data(skip=0)
-
-    def _sync_data(self, skip: int) -> None:
-        dataset = self.trainer.datamodule.train_set
-        dataset.set_epoch(self.current_epoch)
-        dataset.skip = skip
-
     def configure_optimizers(self):
         groups = param_groups(self.autoencoder, self.config.weight_decay)
         optimizer = torch.optim.AdamW(groups, lr=self.config.lr)
@@ -139,30 +93,7 @@ class PretrainModule(_lightning().LightningModule):
         }
 
 
-def build_trainer(config: Any, folder: Path, callbacks: list, epochs: int, **extra: Any):
-    """A Lightning Trainer with the run's hardware options, CSV metrics in ``folder/logs``."""
-    L = _lightning()
-    from lightning.pytorch.loggers import CSVLogger
-
-    return L.Trainer(
-        max_epochs=epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,
-        logger=CSVLogger(folder, name="", version="logs"),
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        use_distributed_sampler=False,  # CorpusBatches shards by rank itself
-        num_sanity_val_steps=0,
-        **extra,
-    )
-
-
-class EncoderSnapshots(_lightning().Callback):
+class EncoderSnapshots(L.Callback):
     """Save the encoder every ``every`` epochs to ``folder/epoch-NNNN`` (rank zero only)."""
 
     def __init__(self, folder: Path, every: int) -> None:
@@ -209,16 +140,19 @@ def pretrain(
     Path
         The run directory.
     """
-    L = _lightning()
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     out = check_output_folder(Path(out))
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
-        raise UserInputError(f"--resume: {last} does not exist; start the run without --resume.")
+        raise UserInputError(
+            f"resume=True but {last} does not exist; start the run with resume=False.",
+            parameter="resume",
+        )
     if not resume and last.is_file():
         raise UserInputError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out."
+            f"{out} already holds a run; pass resume=True to continue it or choose another out.",
+            parameter="resume",
         )
     L.seed_everything(config.seed, workers=True, verbose=False)
     corpus = Corpus(corpus_path)
@@ -227,7 +161,8 @@ def pretrain(
         raise UserInputError(
             f"The selection holds {len(rows)} windows, fewer than one global batch "
             f"({config.batch_size} x {config.devices * config.num_nodes} devices); "
-            "lower --batch-size."
+            "lower batch_size.",
+            parameter="batch_size",
         )
     train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
     encoder = load_encoder(
@@ -243,8 +178,9 @@ def pretrain(
         corpus, val_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
         shuffle=False, drop_last=False, workers=config.loader_workers,
     )  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    write_config(config, out / "config.yaml")
+    if is_global_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(config, out / "config.yaml")
     # Two callbacks: "last" on a step interval (for resuming mid-epoch), "best" on validation.
     last_checkpoint = ModelCheckpoint(
         dirpath=out / "checkpoints",
@@ -279,8 +215,6 @@ def pretrain(
         }
         autoencoder.save_pretrained(out / "autoencoder", metadata=metadata)
         autoencoder.encoder.save_pretrained(out / "encoder", metadata=metadata)
-        from mmm_eeg.train.plots import pretraining_plots
-
         pretraining_plots(out, autoencoder, corpus, val_rows, config)
     return out
 

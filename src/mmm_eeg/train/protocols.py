@@ -23,15 +23,17 @@ trials / windows of the training part), never from the test fold; the test fold 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.recording import natural_key
+from mmm_eeg.validation import check_option, check_range
 
-PROTOCOLS = (
+#: Evaluation protocols (see :func:`make_folds`).
+Protocol = Literal[
     "loso",
     "subject-kfold",
     "holdout",
@@ -40,7 +42,8 @@ PROTOCOLS = (
     "time-split",
     "within-subject",
     "time-blocked",
-)
+]
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 SEED_SPLIT = {"seed": (9, 15), "seed-iv": (16, 24)}
 
 
@@ -104,8 +107,7 @@ def make_folds(
     -------
     list of Fold
     """
-    if protocol not in PROTOCOLS:
-        raise UserInputError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}.")
+    check_option("protocol", protocol, PROTOCOLS)
     rows = np.asarray(rows)
     subjects = index["subject"].astype(str).to_numpy()
     rng = np.random.default_rng(seed)
@@ -118,7 +120,9 @@ def make_folds(
             )
         if protocol == "holdout":
             if not test_subjects:
-                raise UserInputError("Protocol 'holdout' needs --test-subjects.")
+                raise UserInputError(
+                    "Protocol 'holdout' needs test_subjects.", parameter="test_subjects"
+                )
             groups = [[str(s) for s in test_subjects]]
         elif protocol == "loso":
             groups = [[s] for s in (test_subjects or present)]
@@ -223,8 +227,7 @@ def _time_blocked(
 ) -> list[Fold]:
     if k < 2:
         raise UserInputError(f"time-blocked needs k >= 2 folds; got k={k}.")
-    if gap < 0:
-        raise UserInputError(f"gap must be >= 0 windows; got {gap}.")
+    check_range("gap", gap, low=0)
     recordings = index["recording"].to_numpy()[rows]
     starts = index["start_s"].to_numpy()
     block = np.full(len(rows), -1)

@@ -26,10 +26,18 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.features import DEFAULT_BANDS, differential_entropy, lds_smooth, window_starts
+from mmm_eeg.features import (
+    DE_METHODS,
+    DEFAULT_BANDS,
+    differential_entropy,
+    lds_smooth,
+    window_starts,
+)
 from mmm_eeg.io.recording import Annotation, Recording
 from mmm_eeg.io.seed import FeatureTrial
+from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option, check_range
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,10 @@ class PreprocessConfig:
 
     Parameters
     ----------
-    window, step : float, float | None
-        Window length and hop in seconds (step None: no overlap).
+    window : float
+        Window length in seconds.
+    step : float | None
+        Hop between windows in seconds (None: the window length, no overlap).
     method : {"fft", "filter"}
         DE definition (see :mod:`mmm_eeg.features`).
     bands : tuple of (name, low, high)
@@ -73,16 +83,14 @@ class PreprocessConfig:
     flat_uv: float = 0.1
     bad_channel_fraction: float = 0.5
     lds: bool = False
-    tolerance_mm: float = 40.0
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM
     bipolar: Literal["exclude", "midpoint"] = "exclude"
 
     def __post_init__(self) -> None:
-        if self.bipolar not in ("exclude", "midpoint"):
-            raise ValueError(f"bipolar must be 'exclude' or 'midpoint', got {self.bipolar!r}.")
-        if self.reference not in ("none", "average"):
-            raise ValueError(f"reference must be 'none' or 'average', got {self.reference!r}.")
-        if self.method not in ("fft", "filter"):
-            raise ValueError(f"method must be 'fft' or 'filter', got {self.method!r}.")
+        check_option("bipolar", self.bipolar, ("exclude", "midpoint"))
+        check_option("reference", self.reference, ("none", "average"))
+        check_option("method", self.method, DE_METHODS)
+        check_range("tolerance_mm", self.tolerance_mm, low=0, low_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from mmm_eeg.errors import UserInputError
-
-#: Columns of a Muse CSV (muse-lsl / eeg-notebooks) that are not signal channels.
-_CSV_TIME_COLUMNS = ("timestamps", "timestamp", "time")
-_CSV_MARKER_PREFIX = "marker"
+from mmm_eeg.io.readers import muse_columns, open_raw
+from mmm_eeg.montage import montage_positions
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,6 @@ def read_channel_info(path: str | Path) -> ChannelInfo:
         raise UserInputError(f"{path}: no such file. Check the path.")
     if path.suffix.lower() == ".csv":
         return _read_csv_channels(path)
-    from mmm_eeg.io.readers import open_raw
-    from mmm_eeg.topology import montage_positions
-
     raw = open_raw(path, preload=False)
     montage = raw.get_montage()
     return ChannelInfo(
@@ -75,13 +70,5 @@ def _read_csv_channels(path: Path) -> ChannelInfo:
         header = next(csv.reader(f), None)
     if not header:
         raise UserInputError(f"{path}: empty CSV file; expected a header row of channel names.")
-    names = [
-        h.strip()
-        for h in header
-        if h.strip()
-        and h.strip().lower() not in _CSV_TIME_COLUMNS
-        and not h.strip().lower().startswith(_CSV_MARKER_PREFIX)
-    ]
-    if not names:
-        raise UserInputError(f"{path}: the CSV header names no signal columns: {header}.")
+    _, names, _ = muse_columns(header, path)
     return ChannelInfo(path=path, names=tuple(names))

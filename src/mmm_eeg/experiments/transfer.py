@@ -28,7 +28,6 @@ TUH encoder, which reads the input its authors fine-tuned it on (``TUH``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
@@ -39,21 +38,23 @@ import numpy as np
 import torch
 import yaml
 
-from mmm_eeg.atomic import atomic_path, check_output_folder
+from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.baselines import band_covariances, logistic_probe, recentred_tangent_space
-from mmm_eeg.build import build_corpus
 from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.model import MMMClassifier, MMMEncoder
-from mmm_eeg.topology import template_position
+from mmm_eeg.model.loading import load_encoder
+from mmm_eeg.montage import template_position
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
-from mmm_eeg.train.finetune import label_targets, train_fold
-from mmm_eeg.train.init import load_encoder
+from mmm_eeg.train.finetune import train_fold
+from mmm_eeg.train.metrics import per_subject_balanced_accuracy
 from mmm_eeg.train.pretrain import pretrain, training_summary
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
+from mmm_eeg.viz import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -193,14 +194,15 @@ def run_transfer_benchmark(
         pretrain(out / "corpus", out / "pretrain", pool_config)
     elif yaml.safe_load((out / "pretrain" / "config.yaml").read_text()) != asdict(pool_config):
         raise UserInputError(
-            f"{out / 'pretrain'} was pretrained with other settings; use a new --out."
+            f"{out / 'pretrain'} was pretrained with other settings; choose a new out.",
+            parameter="out",
         )
     pretraining = training_summary(out / "pretrain")
     pool_rows = select_windows(corpus.index, pool)
 
     rows = select_windows(corpus.index, downstream)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = label_targets(corpus, rows)
+    targets, names = corpus.label_targets(rows)
     folds = make_folds(corpus.index, rows, "loso", subjects, seed=seed)
     within = make_folds(corpus.index, rows, "within-subject")
     low_label = low_label_folds(corpus, rows, subjects, budget.low_label_rotations)
@@ -286,7 +288,7 @@ def run_transfer_benchmark(
         },
         "runtime_s": round(time.perf_counter() - started, 1),
     }
-    _write_json(out / "results.json", result)
+    write_json(out / "results.json", result)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(results_markdown(result))
     transfer_plots(out, result)
@@ -368,7 +370,9 @@ def probe_protocols(features: np.ndarray, protocols: dict[str, list[Fold]], cont
                 features[[position[r] for r in train]], targets[train], groups, seed
             )
             pred = model.predict(features[[position[r] for r in fold.test]])
-            scores.update(_subject_scores(pred, targets[fold.test], subject_of[fold.test]))
+            scores.update(
+                per_subject_balanced_accuracy(targets[fold.test], pred, subject_of[fold.test])
+            )
         out["balanced_accuracy" if key == "loso" else key] = _summary(scores)
     return out
 
@@ -381,15 +385,6 @@ def _time_blocks(rows: np.ndarray, recording_of, starts, k: int) -> np.ndarray:
         order = mine[np.argsort(starts[rows[mine]], kind="stable")]
         blocks[order] = np.arange(len(order)) * k // len(order)
     return blocks
-
-
-def _subject_scores(pred: np.ndarray, true: np.ndarray, subjects: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return {
-        str(s): float(balanced_accuracy_score(true[subjects == s], pred[subjects == s]))
-        for s in np.unique(subjects)
-    }
 
 
 def pretraining_curve(run: Path, corpus, rows, folds, context) -> dict[str, float]:
@@ -473,8 +468,6 @@ def missing_channels_mmm(
     corpus, models, folds, targets, subsets, normalize: str
 ) -> dict[str, float]:
     """Mean over folds, subsets and test subjects of balanced accuracy with fewer channels."""
-    from sklearn.metrics import balanced_accuracy_score
-
     subject_of = corpus.index["subject"].astype(str).to_numpy()
     out = {}
     for key, keeps in subsets.items():
@@ -485,9 +478,10 @@ def missing_channels_mmm(
                 p = present & _keep_mask(corpus, keep)
                 xs = np.where(p[..., None], x, 0.0).astype(np.float32)
                 pred = model.eval()(torch.from_numpy(xs), torch.from_numpy(p)).argmax(-1).numpy()
-                for s in np.unique(subject_of[fold.test]):
-                    mine = subject_of[fold.test] == s
-                    scores.append(balanced_accuracy_score(targets[fold.test][mine], pred[mine]))
+                found = per_subject_balanced_accuracy(
+                    targets[fold.test], pred, subject_of[fold.test]
+                )
+                scores.extend(found.values())
         out[key] = float(np.mean(scores))
     return out
 
@@ -510,7 +504,9 @@ def de_missing_channels(de: DEFeatures, folds, context, subsets) -> dict[str, fl
             reduced = de.matrix(np.array([n in keep for n in nodes]))
             for model, fold in fitted:
                 pred = model.predict(reduced[[position[r] for r in fold.test]])
-                found = _subject_scores(pred, targets[fold.test], subject_of[fold.test])
+                found = per_subject_balanced_accuracy(
+                    targets[fold.test], pred, subject_of[fold.test]
+                )
                 scores += list(found.values())
         missing[key] = float(np.mean(scores))
     return missing
@@ -649,9 +645,7 @@ def transfer_plots(out: Path, r: dict[str, Any]) -> None:
     """Bars with per-subject dots; accuracy against channels; the pretraining reconstruction."""
     import shutil
 
-    from mmm_eeg.train.plots import _pyplot, _save
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     names = list(r["methods"])
     labels = {"balanced_accuracy": "fine-tuned / logistic regression", "linear_probe": "probe"}
@@ -671,7 +665,7 @@ def transfer_plots(out: Path, r: dict[str, Any]) -> None:
     ax.set_ylabel("balanced accuracy (test subjects)")
     ax.set_ylim(0, 1.05)
     ax.legend()
-    _save(fig, out / "plots" / "methods.png")
+    save_figure(fig, out / "plots" / "methods.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in names:
         m = r["methods"][name]
@@ -687,19 +681,14 @@ def transfer_plots(out: Path, r: dict[str, Any]) -> None:
     ax.set_xlabel("channels kept (of 19)")
     ax.set_ylabel("balanced accuracy")
     ax.legend()
-    _save(fig, out / "plots" / "accuracy_vs_channels.png")
+    save_figure(fig, out / "plots" / "accuracy_vs_channels.png")
     curve = r["pretraining"]["probe_by_epoch"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot([int(e) for e in curve], list(curve.values()), "-o")
     ax.axhline(0.5, ls="--", color="grey")
     ax.set_xlabel("pretraining epochs (pool)")
     ax.set_ylabel("LOSO linear-probe balanced accuracy")
-    _save(fig, out / "plots" / "probe_vs_pretraining_epochs.png")
+    save_figure(fig, out / "plots" / "probe_vs_pretraining_epochs.png")
     source = out / "pretrain" / "plots" / "reconstruction_vs_mask_ratio.png"
     if source.is_file():
         shutil.copy(source, out / "plots" / "pretraining_reconstruction.png")
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, default=str))

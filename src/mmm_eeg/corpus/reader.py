@@ -1,282 +1,27 @@
-"""The feature corpus on disk: append-only zarr v3 arrays plus Parquet tables.
-
-Layout of a corpus folder::
-
-    corpus.json             format, version, topology, preprocessing, committed window count,
-                            the list of committed table parts (written last, atomically)
-    data.zarr/features      (windows, n_nodes, n_bands) float32 or float16, chunked on windows
-    data.zarr/present       (windows, n_nodes) bool
-    index/part-NNNNN.parquet       one row per window: dataset, recording, subject, session,
-                                   label, start_s, plus the manifest's other columns
-    recordings/part-NNNNN.parquet  one row per recording: offset, n_windows, per-band mean and
-                                   std (normalisation statistics), dropped windows, absent channels
-    report.json             the last preprocess run's summary
-
-Writes are commits: the arrays grow first, then the table parts are written (atomically), then
-``corpus.json`` records the new committed length (atomically). A reader trusts only
-``corpus.json``: rows beyond the committed length, or parts it does not list, are leftovers of a
-killed writer, never read, and removed when a writer reopens the corpus. zarr's local store
-writes every chunk through a temporary file and a rename, so a chunk is never half-written.
-
-Normalisation is applied on read (:mod:`mmm_eeg.normalization`: per recording, per subject, or
-none; per band over present nodes, or per node and band), never baked into the stored features.
-"""
+"""Read a corpus: committed windows, their index, normalisation on read, shuffled batches."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mmm_eeg.atomic import atomic_path
+from mmm_eeg.corpus.format import (
+    INDEX_COLUMNS,
+    CorpusFormatError,
+    read_meta,
+    stores,
+)
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.normalization import Normalizer, node_moments, standardize
-from mmm_eeg.preprocess import PreprocessConfig, WindowSet
+from mmm_eeg.normalization import Normalization, Normalizer, node_moments, standardize
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.windows import PreprocessConfig
 
 logger = logging.getLogger(__name__)
-
-FORMAT = "mmm-eeg-corpus"
-VERSION = 1
-INDEX_COLUMNS = ("dataset", "recording", "subject", "session", "label", "start_s")
-Normalize = Literal["recording", "subject", "none", "recording-node", "subject-node"]
-
-
-class CorpusFormatError(UserInputError):
-    """A corpus folder that is missing, damaged or from a newer version of mmm-eeg."""
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / "corpus.json"
-    if not meta_path.is_file():
-        raise CorpusFormatError(
-            f"{path} is not an mmm-eeg corpus (no corpus.json). Build one with "
-            "`mmm-eeg preprocess INPUT... --out CORPUS`."
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorpusFormatError(f"{meta_path} is damaged ({err}); rebuild the corpus.") from err
-    if meta.get("format") != FORMAT:
-        raise CorpusFormatError(f"{meta_path} is not an mmm-eeg corpus description.")
-    if meta.get("version", 0) > VERSION:
-        raise CorpusFormatError(
-            f"{path} was written by a newer mmm-eeg (corpus format {meta['version']}, this "
-            f"version reads up to {VERSION}). Upgrade mmm-eeg."
-        )
-    return meta
-
-
-def corpus_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """What is fixed for a corpus (topology, preprocessing, dtype), as stored in ``meta``.
-
-    Preprocessing gets the defaults of fields added since the corpus was written, so an older
-    corpus compares equal to the same settings today.
-    """
-    return {
-        "topology": meta.get("topology"),
-        "preprocessing": PreprocessConfig.from_dict(meta["preprocessing"]).to_dict(),
-        "dtype": meta.get("dtype"),
-    }
-
-
-def stores(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The zarr stores of a corpus and the committed windows of each, in row order."""
-    return meta.get("stores") or [{"path": "data.zarr", "n_windows": meta["n_windows"]}]
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, default=str))
-
-
-class CorpusWriter:
-    """Append recordings' windows to a corpus; resumable.
-
-    Parameters
-    ----------
-    path : str | path-like
-        Corpus folder (created if needed).
-    topology : UnifiedTopology
-        The topology the windows are on.
-    config : PreprocessConfig
-        How the windows were made; a corpus is never extended with other settings.
-    dtype : {"float32", "float16"}
-        Storage type of the features.
-    chunk_windows : int
-        Windows per zarr chunk.
-    commit_windows : int
-        Commit once this many windows are pending (and always on :meth:`close`).
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        topology: UnifiedTopology,
-        config: PreprocessConfig,
-        dtype: Literal["float32", "float16"] = "float32",
-        chunk_windows: int = 8192,
-        commit_windows: int = 65536,
-    ) -> None:
-        import zarr
-
-        if dtype not in ("float32", "float16"):
-            raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}.")
-        self.path = Path(path)
-        self.commit_windows = commit_windows
-        self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
-        settings = {
-            "topology": topology.to_config(),
-            "preprocessing": config.to_dict(),
-            "dtype": dtype,
-        }
-        if (self.path / "corpus.json").exists():
-            self.meta = _read_meta(self.path)
-            if "stores" in self.meta:
-                raise UserInputError(
-                    f"{self.path} is a merged corpus, which is read-only; preprocess the new "
-                    "recordings into a corpus of their own and merge again (mmm-eeg corpus merge)."
-                )
-            stored = corpus_settings(self.meta)
-            different = [k for k, v in settings.items() if stored[k] != v]
-            if different:
-                raise UserInputError(
-                    f"{self.path} was built with other {', '.join(different)}; write to a new "
-                    "corpus folder (settings cannot change within one corpus)."
-                )
-            group = zarr.open_group(self.path / "data.zarr", mode="r+")
-            self.features, self.present = group["features"], group["present"]
-            self._discard_uncommitted()
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            group = zarr.open_group(self.path / "data.zarr", mode="w", zarr_format=3)
-            n_nodes, n_bands = topology.n_nodes, len(config.bands)
-            self.features = group.create_array(
-                "features", shape=(0, n_nodes, n_bands), chunks=(chunk_windows, n_nodes, n_bands),
-                dtype=dtype,
-            )  # fmt: skip
-            self.present = group.create_array(
-                "present", shape=(0, n_nodes), chunks=(chunk_windows, n_nodes), dtype=bool
-            )
-            self.meta = {
-                "format": FORMAT, "version": VERSION, **settings,
-                "n_windows": 0, "index_parts": [], "recording_parts": [],
-            }  # fmt: skip
-            _write_json(self.path / "corpus.json", self.meta)
-        self.done: set[str] = self._committed_recordings()
-
-    def _committed_recordings(self) -> set[str]:
-        ids: set[str] = set()
-        for part in self.meta["recording_parts"]:
-            ids.update(pd.read_parquet(self.path / part, columns=["recording"])["recording"])
-        return ids
-
-    def _discard_uncommitted(self) -> None:
-        """Drop what a killed writer left beyond the last commit."""
-        n = self.meta["n_windows"]
-        if self.features.shape[0] != n:
-            logger.info("Discarding %d uncommitted windows", self.features.shape[0] - n)
-            self.features.resize((n, *self.features.shape[1:]))
-            self.present.resize((n, *self.present.shape[1:]))
-        listed = set(self.meta["index_parts"]) | set(self.meta["recording_parts"])
-        for folder in ("index", "recordings"):
-            for part in (self.path / folder).glob("*"):
-                if f"{folder}/{part.name}" not in listed:
-                    part.unlink()
-        for leftover in (self.path / "data.zarr").rglob("*.partial"):
-            leftover.unlink()
-
-    def add(self, recording_id: str, meta: Mapping[str, Any], windows: WindowSet) -> None:
-        """Queue one recording's windows (committed in batches; see ``commit_windows``)."""
-        if recording_id in self.done or any(r == recording_id for r, _, _ in self._pending):
-            raise ValueError(f"Recording {recording_id!r} is already in the corpus.")
-        self._pending.append((recording_id, dict(meta), windows))
-        if sum(len(w) for _, _, w in self._pending) >= self.commit_windows:
-            self.commit()
-
-    def commit(self) -> None:
-        """Write pending recordings and make them visible to readers."""
-        if not self._pending:
-            return
-        n = self.meta["n_windows"]
-        sets = [w for _, _, w in self._pending]
-        features = np.concatenate([w.features for w in sets]).astype(self.features.dtype)
-        present = np.concatenate([w.present for w in sets])
-        total = n + len(features)
-        self.features.resize((total, *self.features.shape[1:]))
-        self.present.resize((total, *self.present.shape[1:]))
-        if len(features):
-            self.features[n:total] = features
-            self.present[n:total] = present
-        index_rows, recording_rows, offset = [], [], n
-        bands = [b[0] for b in self.meta["preprocessing"]["bands"]]
-        for recording_id, meta, w in self._pending:
-            base = {
-                "dataset": str(meta.get("dataset", "")),
-                "recording": recording_id,
-                "subject": str(meta.get("subject", "")),
-                "session": str(meta.get("session", "")),
-            }
-            extra = {k: str(v) for k, v in meta.items() if k not in base and k != "label"}
-            index_rows.append(
-                pd.DataFrame(
-                    {
-                        **base,
-                        "label": [None if x is None else str(x) for x in w.labels],
-                        "start_s": w.start_s.astype(np.float64),
-                        **extra,
-                    }
-                )
-            )
-            mean, std = _band_stats(w)
-            recording_rows.append(
-                {**base, **extra, "offset": offset, "n_windows": len(w),
-                 **{f"mean_{b}": m for b, m in zip(bands, mean, strict=True)},
-                 **{f"std_{b}": s for b, s in zip(bands, std, strict=True)},
-                 "dropped": json.dumps(w.dropped), "absent_channels": json.dumps(w.absent_channels)}
-            )  # fmt: skip
-            offset += len(w)
-        number = len(self.meta["recording_parts"])
-        parts = {}
-        for folder, frame in (
-            ("index", pd.concat(index_rows, ignore_index=True)),
-            ("recordings", pd.DataFrame(recording_rows)),
-        ):
-            name = f"{folder}/part-{number:05d}.parquet"
-            with atomic_path(self.path / name) as tmp:
-                frame.to_parquet(tmp, index=False)
-            parts[folder] = name
-        self.meta = {
-            **self.meta,
-            "n_windows": total,
-            "index_parts": [*self.meta["index_parts"], parts["index"]],
-            "recording_parts": [*self.meta["recording_parts"], parts["recordings"]],
-        }
-        _write_json(self.path / "corpus.json", self.meta)
-        self.done.update(r for r, _, _ in self._pending)
-        self._pending.clear()
-
-    def close(self) -> None:
-        """Commit what is pending."""
-        self.commit()
-
-    def __enter__(self) -> CorpusWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
-
-
-def _band_stats(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and std over present nodes of all windows (0 and 1 when there is none)."""
-    moments = node_moments(windows.features, windows.present)
-    return Normalizer("recording", "band").statistics(*moments)
 
 
 class CommittedArray:
@@ -371,7 +116,7 @@ class Corpus:
         import zarr
 
         self.path = Path(path)
-        self.meta = _read_meta(self.path)
+        self.meta = read_meta(self.path)
         self.topology = UnifiedTopology.from_config(self.meta["topology"])
         self.config = PreprocessConfig.from_dict(self.meta["preprocessing"])
         features, present, counts = [], [], []
@@ -534,20 +279,43 @@ class Corpus:
             keep &= index["label"].notna().to_numpy()
         return np.flatnonzero(keep)
 
-    def dataset(
-        self,
-        indices: np.ndarray | None = None,
-        normalize: Normalize = "recording",
-        label_map: Mapping[str, int] | None = None,
-    ) -> CorpusDataset:
-        """A ``torch.utils.data.Dataset`` over some windows, normalised on read."""
-        return CorpusDataset(self, indices, normalize, label_map)
+    def label_targets(
+        self, rows: np.ndarray, names: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Class index of every window (-1 outside ``rows``, unlabelled or not in ``names``).
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            The windows whose labels count.
+        names : sequence of str | None
+            The class names in class-index order (a trained model's); None: the sorted labels
+            found in ``rows``, which must be at least two.
+
+        Returns
+        -------
+        targets : ndarray of int64, shape (n_windows,)
+        names : list of str
+        """
+        labels = self.index["label"].to_numpy()
+        found = sorted({str(v) for v in labels[rows] if v is not None and v == v})
+        if names is None:
+            if len(found) < 2:
+                raise UserInputError(
+                    f"The selection holds {len(found)} label(s) {found}; need at least 2."
+                )
+            names = found
+        lookup = {str(n): i for i, n in enumerate(names)}
+        targets = np.full(len(labels), -1, dtype=np.int64)
+        targets[rows] = [lookup.get(str(v), -1) if v is not None and v == v else -1
+                         for v in labels[rows]]  # fmt: skip
+        return targets, list(names)
 
     def iter_batches(
         self,
         batch_size: int = 512,
         indices: np.ndarray | None = None,
-        normalize: Normalize = "recording",
+        normalize: Normalization = "recording",
         shuffle: bool = True,
         seed: int = 0,
         pool_chunks: int = 8,
@@ -594,7 +362,7 @@ class Corpus:
             yield carry
 
     def _normalize(
-        self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalize
+        self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalization
     ) -> np.ndarray:
         """Features of ``rows`` standardised, float32; absent nodes stay 0."""
         mean, std = self.normalization(mode, rows)
@@ -603,7 +371,7 @@ class Corpus:
         return standardize(x, present, mean, std)
 
     def read(
-        self, rows: np.ndarray, normalize: Normalize = "recording"
+        self, rows: np.ndarray, normalize: Normalization = "recording"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised features and present masks of some windows (random access)."""
         rows = np.asarray(rows)
@@ -636,40 +404,3 @@ class Corpus:
                 else round(float(present.sum(1).mean()), 2),
             }
         return out
-
-
-class CorpusDataset:
-    """``torch`` Dataset view of a corpus: items ``(x, present, label)``.
-
-    ``x`` is (n_nodes, n_bands) float32, normalised per band and zero at absent nodes;
-    ``label`` is ``label_map[label]`` or -1 for unlabelled windows. Each item is a random
-    access (one chunk decoded); to stream a large corpus use :meth:`Corpus.iter_batches`.
-    """
-
-    def __init__(
-        self,
-        corpus: Corpus,
-        indices: np.ndarray | None = None,
-        normalize: Normalize = "recording",
-        label_map: Mapping[str, int] | None = None,
-    ) -> None:
-        self.corpus, self.normalize = corpus, normalize
-        self.indices = np.arange(len(corpus)) if indices is None else np.asarray(indices)
-        labels = corpus.index["label"].to_numpy()[self.indices]
-        known = [str(v) for v in labels if v is not None and v == v]
-        if label_map is None:
-            label_map = {name: i for i, name in enumerate(sorted(set(known)))}
-        self.label_map = dict(label_map)
-        self.targets = np.array(
-            [self.label_map.get(str(v), -1) if v is not None and v == v else -1 for v in labels],
-            dtype=np.int64,
-        )
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        import torch
-
-        x, present = self.corpus.read(self.indices[i : i + 1], self.normalize)
-        return torch.from_numpy(x[0]), torch.from_numpy(present[0]), int(self.targets[i])

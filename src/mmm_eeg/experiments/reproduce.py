@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mmm_eeg.atomic import atomic_path
-from mmm_eeg.build import build_corpus
+from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.seed import seed_files
 from mmm_eeg.io.sources import SourceFile

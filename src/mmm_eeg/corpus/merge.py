@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from mmm_eeg.corpus import FORMAT, VERSION, Corpus, corpus_settings, stores
+from mmm_eeg.corpus.format import FORMAT, VERSION, corpus_settings, stores
+from mmm_eeg.corpus.reader import Corpus
 from mmm_eeg.errors import UserInputError
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ resumes it. A file that fails is skipped and reported with its reason; the rest 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections import Counter
@@ -17,12 +16,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mmm_eeg.atomic import atomic_path, check_output_folder
-from mmm_eeg.corpus import CorpusWriter
+from mmm_eeg.atomic import check_output_folder, write_json
+from mmm_eeg.corpus.writer import CorpusWriter
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.io.readers import read_recording
+from mmm_eeg.io.seed import read_seed_features, read_seed_raw
 from mmm_eeg.io.sources import Skipped, SourceFile
-from mmm_eeg.preprocess import PreprocessConfig, WindowSet, extract_windows, feature_windows
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.windows import PreprocessConfig, WindowSet, extract_windows, feature_windows
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def process_source(
     source: SourceFile, topology: UnifiedTopology, config: PreprocessConfig
 ) -> Result:
     """Windows of one source file (several for a SEED .mat), or the reason it failed."""
-    from mmm_eeg.io.readers import read_recording
-
     try:
         if source.path.suffix.lower() == ".mat":
             return source, _seed_windows(source, topology, config), None
@@ -54,8 +53,6 @@ def _seed_windows(
     source: SourceFile, topology: UnifiedTopology, config: PreprocessConfig
 ) -> list[tuple[str, dict[str, Any], WindowSet]]:
     from scipy.io import whosmat
-
-    from mmm_eeg.io.seed import read_seed_features, read_seed_raw
 
     keys = [name for name, _, _ in whosmat(source.path)]
     out = []
@@ -172,8 +169,7 @@ def build_corpus(
         dropped_windows=dict(report["dropped_windows"]),
         absent_channels=dict(report["absent_channels"]),
     )
-    with atomic_path(Path(out) / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=str))
+    write_json(Path(out) / "report.json", report)
     return report
 
 

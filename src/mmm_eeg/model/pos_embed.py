@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option
 
 PositionKind = Literal["1d", "2d", "3d", "spherical"]
 POSITION_KINDS: tuple[str, ...] = ("1d", "2d", "3d", "spherical")
@@ -54,18 +55,17 @@ def sincos_encoding(dim: int, coordinates: np.ndarray) -> np.ndarray:
 
 def node_coordinates(topology: UnifiedTopology, kind: PositionKind) -> np.ndarray:
     """The coordinates a position-encoding kind encodes, shape (n_nodes, n_axes)."""
+    check_option("pos_encoding", kind, POSITION_KINDS)
     if kind == "1d":
         return np.arange(topology.n_nodes, dtype=np.float64)[:, None]
     if kind == "2d":
         return topology.rank_coordinates[:, :2].astype(np.float64)
     if kind == "3d":
         return topology.rank_coordinates.astype(np.float64)
-    if kind == "spherical":
-        x, y, z = topology.positions.T
-        azimuth = np.degrees(np.arctan2(y, x))
-        elevation = np.degrees(np.arctan2(z, np.hypot(x, y)))
-        return np.stack([azimuth, elevation], axis=1)
-    raise ValueError(f"pos_encoding must be one of {list(POSITION_KINDS)}, got {kind!r}.")
+    x, y, z = topology.positions.T  # "spherical"
+    azimuth = np.degrees(np.arctan2(y, x))
+    elevation = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    return np.stack([azimuth, elevation], axis=1)
 
 
 def position_encoding(topology: UnifiedTopology, dim: int, kind: PositionKind = "2d") -> np.ndarray:

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.model import MMMAutoencoder, MMMClassifier, MMMEncoder
+from mmm_eeg.model.autoencoder import MMMAutoencoder
+from mmm_eeg.model.classifier import MMMClassifier
+from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.physiopro import load_physiopro_encoder
 from mmm_eeg.topology import UnifiedTopology
 
 
@@ -18,18 +21,18 @@ def load_encoder(
     heads: int = 8,
     absent: str = "exclude",
 ) -> MMMEncoder:
-    """An encoder for ``init``.
+    """An encoder for ``init``, in train mode.
 
     ``None``/``"scratch"``: a fresh encoder of the given size; a ``.pt``/``.pth`` file: the
     reference (PhysioPro) weights; a directory with ``config.json``: an encoder, autoencoder or
     classifier saved with ``save_pretrained`` (its encoder); a pretraining run directory: its
-    ``encoder/``. The absent-node policy is always ``absent``.
+    ``encoder/``. The absent-node policy is always ``absent`` (it holds no weights).
     """
     if init in (None, "", "scratch"):
         return MMMEncoder(topology, dim=dim, depth=depth, heads=heads, absent=absent)  # type: ignore[arg-type]
     path = Path(init)
     if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt"):
-        encoder = MMMEncoder.from_physiopro(path, topology=topology, heads=heads)
+        encoder = load_physiopro_encoder(path, topology=topology, heads=heads, absent=absent)
     elif (path / "encoder" / "config.json").is_file():
         encoder = MMMEncoder.from_pretrained(path / "encoder")
     elif (path / "config.json").is_file():
@@ -45,13 +48,19 @@ def load_encoder(
         encoder = model if isinstance(model, MMMEncoder) else model.encoder
     else:
         raise UserInputError(
-            f"--init {init!r} is neither 'scratch', a PhysioPro .pt file, a model directory "
-            "(config.json + model.safetensors) nor a pretraining run directory."
+            f"init={init!r} is neither 'scratch', a PhysioPro .pt file, a model directory "
+            "(config.json + model.safetensors) nor a pretraining run directory.",
+            parameter="init",
         )
     if encoder.topology != topology:
         raise UserInputError(
             f"{init}: its topology {encoder.topology.name!r} differs from the corpus's "
             f"{topology.name!r}; preprocess the data onto the encoder's topology."
         )
-    encoder.absent = absent  # type: ignore[assignment]
+    if encoder.absent != absent:
+        # A new encoder with the requested policy and the same weights, not a mutated one.
+        config = {**encoder.config(), "absent": absent}
+        rebuilt = MMMEncoder._from_config(config)
+        rebuilt.load_state_dict(encoder.state_dict())
+        encoder = rebuilt
     return encoder.train()

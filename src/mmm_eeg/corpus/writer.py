@@ -1,0 +1,205 @@
+"""Append recordings' windows to a corpus, commit by commit (see :mod:`mmm_eeg.corpus.format`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mmm_eeg.atomic import atomic_path, write_json
+from mmm_eeg.corpus.format import FORMAT, VERSION, corpus_settings, read_meta
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.normalization import Normalizer, node_moments
+from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option
+from mmm_eeg.windows import PreprocessConfig, WindowSet
+
+logger = logging.getLogger(__name__)
+
+
+class CorpusWriter:
+    """Append recordings' windows to a corpus; resumable.
+
+    Parameters
+    ----------
+    path : str | path-like
+        Corpus folder (created if needed).
+    topology : UnifiedTopology
+        The topology the windows are on.
+    config : PreprocessConfig
+        How the windows were made; a corpus is never extended with other settings.
+    dtype : {"float32", "float16"}
+        Storage type of the features.
+    chunk_windows : int
+        Windows per zarr chunk.
+    commit_windows : int
+        Commit once this many windows are pending (and always on :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        topology: UnifiedTopology,
+        config: PreprocessConfig,
+        dtype: Literal["float32", "float16"] = "float32",
+        chunk_windows: int = 8192,
+        commit_windows: int = 65536,
+    ) -> None:
+        import zarr
+
+        check_option("dtype", dtype, ("float32", "float16"))
+        self.path = Path(path)
+        self.commit_windows = commit_windows
+        self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
+        settings = {
+            "topology": topology.to_config(),
+            "preprocessing": config.to_dict(),
+            "dtype": dtype,
+        }
+        if (self.path / "corpus.json").exists():
+            self.meta = read_meta(self.path)
+            if "stores" in self.meta:
+                raise UserInputError(
+                    f"{self.path} is a merged corpus, which is read-only; preprocess the new "
+                    "recordings into a corpus of their own and merge again (mmm-eeg corpus merge)."
+                )
+            stored = corpus_settings(self.meta)
+            different = [k for k, v in settings.items() if stored[k] != v]
+            if different:
+                raise UserInputError(
+                    f"{self.path} was built with other {', '.join(different)}; write to a new "
+                    "corpus folder (settings cannot change within one corpus)."
+                )
+            group = zarr.open_group(self.path / "data.zarr", mode="r+")
+            self.features, self.present = group["features"], group["present"]
+            self._discard_uncommitted()
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            group = zarr.open_group(self.path / "data.zarr", mode="w", zarr_format=3)
+            n_nodes, n_bands = topology.n_nodes, len(config.bands)
+            self.features = group.create_array(
+                "features", shape=(0, n_nodes, n_bands), chunks=(chunk_windows, n_nodes, n_bands),
+                dtype=dtype,
+            )  # fmt: skip
+            self.present = group.create_array(
+                "present", shape=(0, n_nodes), chunks=(chunk_windows, n_nodes), dtype=bool
+            )
+            self.meta = {
+                "format": FORMAT, "version": VERSION, **settings,
+                "n_windows": 0, "index_parts": [], "recording_parts": [],
+            }  # fmt: skip
+            write_json(self.path / "corpus.json", self.meta)
+        self.done: set[str] = self._committed_recordings()
+
+    def _committed_recordings(self) -> set[str]:
+        ids: set[str] = set()
+        for part in self.meta["recording_parts"]:
+            ids.update(pd.read_parquet(self.path / part, columns=["recording"])["recording"])
+        return ids
+
+    def _discard_uncommitted(self) -> None:
+        """Drop what a killed writer left beyond the last commit."""
+        n = self.meta["n_windows"]
+        if self.features.shape[0] != n:
+            logger.info("Discarding %d uncommitted windows", self.features.shape[0] - n)
+            self.features.resize((n, *self.features.shape[1:]))
+            self.present.resize((n, *self.present.shape[1:]))
+        listed = set(self.meta["index_parts"]) | set(self.meta["recording_parts"])
+        for folder in ("index", "recordings"):
+            for part in (self.path / folder).glob("*"):
+                if f"{folder}/{part.name}" not in listed:
+                    part.unlink()
+        for leftover in (self.path / "data.zarr").rglob("*.partial"):
+            leftover.unlink()
+
+    def add(self, recording_id: str, meta: Mapping[str, Any], windows: WindowSet) -> None:
+        """Queue one recording's windows (committed in batches; see ``commit_windows``)."""
+        if recording_id in self.done or any(r == recording_id for r, _, _ in self._pending):
+            raise ValueError(f"Recording {recording_id!r} is already in the corpus.")
+        self._pending.append((recording_id, dict(meta), windows))
+        if sum(len(w) for _, _, w in self._pending) >= self.commit_windows:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write pending recordings and make them visible to readers."""
+        if not self._pending:
+            return
+        n = self.meta["n_windows"]
+        sets = [w for _, _, w in self._pending]
+        features = np.concatenate([w.features for w in sets]).astype(self.features.dtype)
+        present = np.concatenate([w.present for w in sets])
+        total = n + len(features)
+        self.features.resize((total, *self.features.shape[1:]))
+        self.present.resize((total, *self.present.shape[1:]))
+        if len(features):
+            self.features[n:total] = features
+            self.present[n:total] = present
+        index_rows, recording_rows, offset = [], [], n
+        bands = [b[0] for b in self.meta["preprocessing"]["bands"]]
+        for recording_id, meta, w in self._pending:
+            base = {
+                "dataset": str(meta.get("dataset", "")),
+                "recording": recording_id,
+                "subject": str(meta.get("subject", "")),
+                "session": str(meta.get("session", "")),
+            }
+            extra = {k: str(v) for k, v in meta.items() if k not in base and k != "label"}
+            index_rows.append(
+                pd.DataFrame(
+                    {
+                        **base,
+                        "label": [None if x is None else str(x) for x in w.labels],
+                        "start_s": w.start_s.astype(np.float64),
+                        **extra,
+                    }
+                )
+            )
+            mean, std = _band_stats(w)
+            recording_rows.append(
+                {**base, **extra, "offset": offset, "n_windows": len(w),
+                 **{f"mean_{b}": m for b, m in zip(bands, mean, strict=True)},
+                 **{f"std_{b}": s for b, s in zip(bands, std, strict=True)},
+                 "dropped": json.dumps(w.dropped), "absent_channels": json.dumps(w.absent_channels)}
+            )  # fmt: skip
+            offset += len(w)
+        number = len(self.meta["recording_parts"])
+        parts = {}
+        for folder, frame in (
+            ("index", pd.concat(index_rows, ignore_index=True)),
+            ("recordings", pd.DataFrame(recording_rows)),
+        ):
+            name = f"{folder}/part-{number:05d}.parquet"
+            with atomic_path(self.path / name) as tmp:
+                frame.to_parquet(tmp, index=False)
+            parts[folder] = name
+        self.meta = {
+            **self.meta,
+            "n_windows": total,
+            "index_parts": [*self.meta["index_parts"], parts["index"]],
+            "recording_parts": [*self.meta["recording_parts"], parts["recordings"]],
+        }
+        write_json(self.path / "corpus.json", self.meta)
+        self.done.update(r for r, _, _ in self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Commit what is pending."""
+        self.commit()
+
+    def __enter__(self) -> CorpusWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+
+
+def _band_stats(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std over present nodes of all windows (0 and 1 when there is none)."""
+    moments = node_moments(windows.features, windows.present)
+    return Normalizer("recording", "band").statistics(*moments)
