@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -19,14 +19,18 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/mmm-eeg demo --out demo_out
 
-test: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# Both tiers: the fast one (synthetic data) and the real-data one (-m realdata).
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The fast tier only: no ../shared needed.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not realdata"
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real recordings in ../shared/eeg (or $MMM_EEG_DATA)."""
+"""Shared fixtures: the real recordings in ../shared/eeg (or $MMM_EEG_DATA); the two tiers.
+
+Tests that use a real-data fixture (directly or through another fixture) are marked
+``realdata``; the rest form the fast tier (``make test-fast``: ``pytest -m "not realdata"``),
+which needs no ``../shared``. ``make test`` runs both.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,15 @@ def _require(path: Path) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+REAL_DATA_FIXTURES = {"eeg_data", "checkpoint_path", "reference_table"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
 
 
 @pytest.fixture(scope="session")

@@ -92,14 +92,21 @@ def test_prenorm_block_differs_from_reference_block():
 
 
 def test_random_mask_fraction_and_presence():
-    g = torch.Generator().manual_seed(1)
-    present = torch.rand(64, 62, generator=g) > 0.4
+    present = torch.zeros(4, 62, dtype=torch.bool)
+    for row, k in enumerate((2, 8, 20, 62)):  # 2, 8, 20 and 62 present nodes
+        present[row, torch.randperm(62, generator=torch.Generator().manual_seed(row))[:k]] = True
     masked = random_mask(present, 0.5, torch.Generator().manual_seed(2))
     assert not (masked & ~present).any()
-    expected = torch.round(0.5 * present.sum(1).double()).long()
-    assert torch.equal(masked.sum(1), expected)
+    assert masked.sum(1).tolist() == [1, 4, 10, 31]  # half of each, by hand
+    assert random_mask(present, 0.25, torch.Generator().manual_seed(2)).sum(1).tolist()[1:] == [
+        2,
+        5,
+        16,
+    ]
     again = random_mask(present, 0.5, torch.Generator().manual_seed(2))
     assert torch.equal(masked, again)  # reproducible
+    other = random_mask(present, 0.5, torch.Generator().manual_seed(3))
+    assert not torch.equal(masked, other)
 
 
 def test_regional_mask_masks_whole_regions():
@@ -180,16 +187,19 @@ def test_decoder_sees_only_region_and_class_tokens():
 
 def test_loss_counts_only_masked_present_nodes():
     ae = MMMAutoencoder(small_encoder(), decoder_depth=1)
-    x = torch.randn(2, 62, 5)
+    ae.forward = lambda x, present=None, masked=None: torch.zeros_like(x)  # predicts 0
+    x = torch.full((2, 62, 5), 5.0)  # error 25 per feature where nothing is special
+    x[:, :3] = 2.0  # masked and present: error 4
+    x[:, 3] = 10.0  # masked but absent: must not count (error 100)
     present = torch.ones(2, 62, dtype=torch.bool)
+    present[:, 3] = False
     masked = torch.zeros(2, 62, dtype=torch.bool)
-    masked[:, :3] = True
-    loss, prediction = ae.loss(x, present, masked)
-    expected = ((prediction - x) ** 2).mean(-1)[:, :3].mean()
-    torch.testing.assert_close(loss, expected)
-    ae.loss_on = "all"
-    loss_all, prediction = ae.loss(x, present, masked)
-    torch.testing.assert_close(loss_all, ((prediction - x) ** 2).mean())
+    masked[:, :4] = True
+    loss, _ = ae.loss(x, present, masked)
+    assert float(loss) == pytest.approx(4.0)
+    ae.loss_on = "all"  # every present node: 3 at 4, 58 at 25
+    loss_all, _ = ae.loss(x, present, masked)
+    assert float(loss_all) == pytest.approx((3 * 4 + 58 * 25) / 61)
 
 
 def test_pretraining_steps_lower_the_loss():

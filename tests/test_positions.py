@@ -48,6 +48,50 @@ def test_every_kind_works_and_rejects_bad_widths(topo, kind, dim, bad, multiple)
         position_encoding(topo, bad, kind)
 
 
+def _by_hand(*coordinates):  # width 4 per coordinate: [sin(c), sin(c/100), cos(c), cos(c/100)]
+    return np.concatenate(
+        [[np.sin(c), np.sin(c / 100), np.cos(c), np.cos(c / 100)] for c in coordinates]
+    )
+
+
+def test_1d_encoding_by_hand(topo):
+    enc = position_encoding(topo, 4, "1d")
+    np.testing.assert_allclose(enc[topo.index("CZ")], _by_hand(topo.index("CZ")), atol=1e-12)
+    # region 0 = FP1 FPZ FP2 AF3 AF4, the first five nodes: mean index 2
+    np.testing.assert_allclose(enc[62], _by_hand(2.0), atol=1e-12)
+
+
+def test_3d_encoding_by_hand(topo, reference_table):
+    import pandas as pd
+
+    table = pd.read_csv(reference_table)
+    ranks = {  # dense ranks of the reference table's x, y, z, computed here with pandas
+        axis: table[f"{axis}_mm"].rank(method="dense").astype(int) - 1 for axis in "xyz"
+    }
+    cz = int(np.flatnonzero(table["node"].str.upper() == "CZ")[0])
+    enc = position_encoding(topo, 12, "3d")
+    expected = _by_hand(*(ranks[a][cz] for a in "xyz"))
+    np.testing.assert_allclose(enc[topo.index("CZ")], expected, atol=1e-12)
+
+
+def test_spherical_encoding_by_hand(topo):
+    import mne
+
+    builtin = mne.channels.get_builtin_montages()
+    template = next(m for m in ("colin27_1005", "standard_1005") if m in builtin)
+    montage = mne.channels.make_standard_montage(template)
+    info = mne.create_info(["C4", "CZ"], 100.0, "eeg")
+    info.set_montage(montage, match_case=False, verbose="error")
+    for name, position in zip(("C4", "CZ"), info.get_montage().get_positions()["ch_pos"].values(),
+                              strict=True):  # fmt: skip
+        x, y, z = position
+        azimuth = np.degrees(np.arctan2(y, x))
+        elevation = np.degrees(np.arcsin(z / np.linalg.norm(position)))  # not the code's formula
+        enc = position_encoding(topo, 4, "spherical")[topo.index(name)]
+        expected = [np.sin(azimuth), np.cos(azimuth), np.sin(elevation), np.cos(elevation)]
+        np.testing.assert_allclose(enc, expected, atol=1e-9)
+
+
 def test_spherical_separates_left_and_right(topo):
     enc = position_encoding(topo, 16, "spherical")
     assert not np.allclose(enc[topo.index("C3")], enc[topo.index("C4")])

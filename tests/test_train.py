@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from sklearn.metrics import balanced_accuracy_score
+from torchmetrics.classification import MulticlassRecall
 
 from mmm_eeg import UserInputError
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.io.sources import discover_sources
-from mmm_eeg.model import MMMEncoder
+from mmm_eeg.model import MMMClassifier, MMMEncoder
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
 from mmm_eeg.train.data import shard
-from mmm_eeg.train.finetune import embed, evaluate, finetune
+from mmm_eeg.train.finetune import embed, finetune, predict
 from mmm_eeg.train.pretrain import pretrain, training_summary
 from mmm_eeg.train.protocols import make_folds
 from mmm_eeg.train.selection import select_windows
@@ -96,26 +98,52 @@ def test_finetune_holdout_beats_chance(corpus_path, pretrained_run, tmp_path):
     for name in ("summary.json", "summary.md", "plots/per_fold.png", "plots/confusion_matrix.png"):
         assert (tmp_path / "res" / name).is_file()
     model = next((tmp_path / "res" / "folds").iterdir()) / "model"
-    scored = evaluate(model, corpus_path, select="subject in [eegmat-15, eegmat-16, eegmat-17]")
-    assert scored["balanced_accuracy"] == pytest.approx(
-        summary["balanced_accuracy"]["mean"], abs=1e-6
-    )
+    select = "subject in [eegmat-15, eegmat-16, eegmat-17]"
+    run = subprocess.run(_cli("evaluate", model, corpus_path, "--select", select, "--json"),
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    scored = json.loads(run.stdout)
+    # The oracle: the saved classifier on the raw stored windows, scored by scikit-learn.
+    corpus = Corpus(corpus_path)
+    rows = select_windows(corpus.index, select)
+    classifier = MMMClassifier.from_pretrained(model)
+    x, present = corpus.read(rows, config.normalize)
+    with torch.no_grad():
+        pred = classifier(torch.from_numpy(x), torch.from_numpy(present)).argmax(1).numpy()
+    truth = (corpus.index["label"].to_numpy()[rows] == "rest").astype(int)  # classes: a, r
+    assert scored["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, pred))
+    subjects = corpus.index["subject"].to_numpy()[rows]
+    for s in ("eegmat-15", "eegmat-16", "eegmat-17"):
+        mine = subjects == s
+        expected = balanced_accuracy_score(truth[mine], pred[mine])
+        assert scored["per_subject_balanced_accuracy"][s] == pytest.approx(expected)
+    assert summary["balanced_accuracy"]["mean"] == pytest.approx(scored["balanced_accuracy"])
 
 
 def test_embed_writes_unified_tokens(corpus_path, pretrained_run, tmp_path):
     import pyarrow.parquet as pq
 
-    n = embed(
-        corpus_path, str(pretrained_run), tmp_path / "z.parquet", select="dataset == muse_n170"
-    )
+    run = subprocess.run(_cli("embed", corpus_path, "--init", pretrained_run, "--out",
+                              tmp_path / "z.parquet", "--select", "dataset == muse_n170"),
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
     table = pq.read_table(tmp_path / "z.parquet")
-    assert table.num_rows == n > 0
+    corpus = Corpus(corpus_path)
+    rows = select_windows(corpus.index, "dataset == muse_n170")
+    assert table.num_rows == len(rows) > 0 and f"Wrote {len(rows)} embeddings" in run.stdout
     assert {"dataset", "recording", "subject", "label", "start_s", "embedding"} <= set(
         table.column_names
     )
-    assert len(table["embedding"][0]) == 18 * 32
+    # The oracle: the encoder's 17 region tokens and class token for those windows.
+    encoder = MMMEncoder.from_pretrained(pretrained_run / "encoder")
+    x, present = corpus.read(rows[:4], "recording")
+    with torch.no_grad():
+        tokens = encoder(torch.from_numpy(x), torch.from_numpy(present))[:, 62:]
+    stored = np.stack(table["embedding"].to_numpy(zero_copy_only=False)[:4])
+    np.testing.assert_allclose(stored, tokens.flatten(1).numpy(), atol=1e-5)
     pooled = embed(corpus_path, str(pretrained_run), tmp_path / "p.parquet", pool="mean")
-    assert len(pq.read_table(tmp_path / "p.parquet")["embedding"][0]) == 32 and pooled > n
+    assert len(pq.read_table(tmp_path / "p.parquet")["embedding"][0]) == 32
+    assert pooled == len(corpus)
 
 
 def _cli(*args):
@@ -248,6 +276,48 @@ def test_ddp_two_cpu_processes_match_single_process(corpus_path, tmp_path):
     assert steps[0] == steps[1] > 0
 
 
+def test_ddp_finetune_selects_on_the_whole_validation_split(corpus_path, tmp_path):
+    """Under DDP each rank validates half the windows; the selection score must be the
+    balanced accuracy of the whole split (torchmetrics gathers every rank's counts)."""
+    env = {**os.environ, "MASTER_PORT": str(30500 + os.getpid() % 1000)}
+    out = tmp_path / "ddp"
+    run = subprocess.run(
+        _cli("finetune", corpus_path, "--out", out, "--select", "dataset == eegmat",
+             "--protocol", "holdout", "--test-subjects", "eegmat-00,eegmat-01",
+             "--val-subjects", "4", "--epochs", "5", "--dim", "16", "--depth", "1",
+             "--heads", "2", "--batch-size", "64", "--accelerator", "cpu", "--devices", "2",
+             "--lr", "0.003", "--strategy", "ddp"),
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    corpus = Corpus(corpus_path)
+    config = resolve_config(FinetuneConfig, out / "config.yaml", {})
+    rows = select_windows(corpus.index, config.select)
+    (fold,) = make_folds(corpus.index, rows, "holdout", config.test_subjects,
+                         config.k, config.val_subjects, config.seed)  # fmt: skip
+    classifier = MMMClassifier.from_pretrained(out / "folds" / fold.name / "model")
+    targets, _ = corpus.label_targets(rows, classifier.label_names)
+    pred = predict(classifier, corpus, fold.val, config.normalize).argmax(1)
+    whole = balanced_accuracy_score(targets[fold.val], pred)
+    metrics = json.loads((out / "folds" / fold.name / "metrics.json").read_text())
+    assert metrics["best_epoch_val_balanced_accuracy"] == pytest.approx(whole, abs=1e-6)
+    # Rank 0 validates every second window: its own score is not the whole split's here, so
+    # a rank-local metric would fail the check above.
+    rank0 = balanced_accuracy_score(targets[fold.val][0::2], pred[0::2])
+    assert not np.isclose(rank0, whole)
+
+
+def test_validation_metric_is_balanced_accuracy():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    logits = torch.from_numpy(rng.normal(size=(200, 3))).float()
+    metric = MulticlassRecall(3, average="macro")
+    for start in range(0, 200, 64):  # batch by batch, as validation_step feeds it
+        metric.update(logits[start : start + 64], torch.from_numpy(y[start : start + 64]))
+    expected = balanced_accuracy_score(y, logits.argmax(1).numpy())
+    assert float(metric.compute()) == pytest.approx(expected, abs=1e-6)
+
+
 def test_protocol_folds_never_leak(corpus_path):
     corpus = Corpus(corpus_path)
     rows = select_windows(corpus.index, "dataset == eegmat")
@@ -320,6 +390,7 @@ def test_reproduce_on_the_official_seed_layout(tmp_path):
     config = FinetuneConfig(epochs=30, dim=16, depth=1, heads=2, batch_size=16, patience=30)
     result = reproduce("seed", tmp_path / "SEED", tmp_path / "out", config)
     summary = result["runs"]["scratch"]
+    assert summary["accuracy"]["mean"] > 0.6
     assert len(summary["folds"]) == 2  # one per subject session
     fold = summary["folds"][0]["fold"]
     assert (fold["train_trials"], fold["test_trials"]) == ("1-9", "10-15")
@@ -328,6 +399,11 @@ def test_reproduce_on_the_official_seed_layout(tmp_path):
     assert summary["accuracy"]["mean"] > 0.6
     text = (tmp_path / "out" / "reproduce.md").read_text()
     assert "94.59" in text and "de_LDS" in text
+    command = _cli("reproduce", "seed", "--data", tmp_path / "SEED", "--out", tmp_path / "cli",
+                   "--epochs", "2")  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "94.59" in run.stdout and (tmp_path / "cli" / "reproduce.md").is_file()
 
 
 def test_finetune_killed_then_resumed_matches_uninterrupted(corpus_path, tmp_path):

@@ -225,11 +225,13 @@ def finetune(
         config.val_subjects,
         config.seed,
     )
-    if (out / "config.yaml").is_file() and not resume:
+    # Under DDP, Lightning starts ranks 1.. when rank 0 first fits, after rank 0 wrote the
+    # config: only rank 0 decides whether the folder may be used.
+    if is_global_zero() and (out / "config.yaml").is_file() and not resume:
         raise UserInputError(
             f"{out} already holds results; pass resume=True to continue them.", parameter="resume"
         )
-    if resume and (out / "config.yaml").is_file():
+    if is_global_zero() and resume and (out / "config.yaml").is_file():
         previous = yaml.safe_load((out / "config.yaml").read_text())
         if previous != asdict(config):
             raise UserInputError(
