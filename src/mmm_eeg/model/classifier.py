@@ -66,8 +66,6 @@ class MMMClassifier(PretrainedMixin, nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, n_outputs),
         )
-        for p in encoder.parameters():
-            p.requires_grad_(p.requires_grad and not freeze_encoder)
         self.ch_names = list(ch_names) if ch_names is not None else None
         source = torch.arange(encoder.topology.n_nodes)
         if ch_names is not None:
@@ -92,7 +90,11 @@ class MMMClassifier(PretrainedMixin, nn.Module):
             fed = (self.channel_source >= 0).expand(x.shape[0], -1)
             x = x[:, self.channel_source.clamp(min=0)] * fed[..., None]
             present = fed if present is None else present & fed
-        return self.head(self.encoder.unified(x, present))
+        # A frozen encoder runs without autograd: its weights get no gradient, and the encoder
+        # it was given is left as it was (no requires_grad flags changed on it).
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            tokens = self.encoder.unified(x, present)
+        return self.head(tokens)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ uninterrupted run would have, including mid-epoch.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class PretrainModule(L.LightningModule):
 
     def __init__(self, autoencoder: MMMAutoencoder, config: PretrainConfig) -> None:
         super().__init__()
+        self.save_hyperparameters({"config": asdict(config)})  # into every checkpoint
         self.autoencoder, self.config = autoencoder, config
         self.schedule = MaskSchedule(
             config.epochs,
