@@ -237,8 +237,9 @@ def test_classifier_maps_channels_itself():
 
 def test_frozen_encoder_gets_no_gradient():
     encoder = small_encoder()
+    flags = [p.requires_grad for p in encoder.parameters()]
     clf = MMMClassifier(encoder, 3, freeze_encoder=True).train()
-    assert all(p.requires_grad for p in encoder.parameters())  # the given encoder is untouched
+    assert [p.requires_grad for p in encoder.parameters()] == flags  # the encoder is untouched
     assert not clf.encoder.training
     clf(torch.randn(2, 62, 5)).sum().backward()
     assert all(p.grad is None for p in clf.encoder.parameters())
