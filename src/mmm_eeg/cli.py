@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from functools import wraps
@@ -45,6 +46,19 @@ _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 def _verbose() -> bool:
     """Whether ``--verbose`` was given: it sets the package logger to INFO (as MNE's does)."""
     return logging.getLogger("mmm_eeg").isEnabledFor(logging.INFO)
+
+
+def _quiet_lightning() -> None:
+    """Lightning's INFO lines and tips only with ``--verbose``, and each line once.
+
+    Importing Lightning gives its logger a handler of its own at INFO, which also propagates to
+    ours (every line twice); so this runs after a training module has imported Lightning.
+    """
+    import lightning  # noqa: F401  (already imported by the training modules)
+
+    logger = logging.getLogger("lightning")
+    logger.setLevel(logging.INFO if _verbose() else logging.WARNING)
+    logger.propagate = False
 
 
 def _flag_hint(err: UserInputError) -> str:
@@ -197,6 +211,8 @@ def _main(
 ) -> None:
     logging.basicConfig(format="%(message)s")
     logging.getLogger("mmm_eeg").setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:  # library deprecation notices mean nothing to a user of this command
+        warnings.simplefilter("ignore")
 
 
 @app.command()
@@ -262,6 +278,8 @@ def demo(
     from mmm_eeg.datasets import default_data_dir
     from mmm_eeg.experiments.transfer import demo_markdown, run_transfer_benchmark
 
+    _quiet_lightning()
+
     data = data or default_data_dir()
     if (data / "eegmat").is_dir():
         console.print(f"Real recordings: {data}", highlight=False)
@@ -311,6 +329,8 @@ def benchmark_transfer(
 ) -> None:
     """Cross-montage transfer: pretraining on pooled montages against strong baselines."""
     from mmm_eeg.experiments.transfer import results_markdown, run_transfer_benchmark
+
+    _quiet_lightning()
 
     result = run_transfer_benchmark(data, out, quick=quick, seed=seed, checkpoint=checkpoint)
     console.print(results_markdown(result), highlight=False)
@@ -502,6 +522,8 @@ def pretrain(
     from mmm_eeg.train.pretrain import pretrain as run
     from mmm_eeg.train.pretrain import training_summary
 
+    _quiet_lightning()
+
     resolved = resolve_config(PretrainConfig, config, options or {})
     run_dir = run(corpus, out, resolved, resume=resume)
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -536,6 +558,8 @@ def finetune(
 ) -> None:
     """Fine-tune (or linear-probe) a classifier under an evaluation protocol."""
     from mmm_eeg.train.finetune import finetune as run
+
+    _quiet_lightning()
 
     summary = run(corpus, out, resolve_config(FinetuneConfig, config, options or {}), resume=resume)
     b = summary["balanced_accuracy"]
@@ -599,7 +623,8 @@ def reproduce(
 ) -> None:
     """Run the paper's SEED / SEED-IV protocol and print our numbers beside the paper's."""
     from mmm_eeg.experiments.reproduce import reproduce as run
-    from mmm_eeg.train.config import FinetuneConfig
+
+    _quiet_lightning()
 
     result = run(dataset, data, out, FinetuneConfig(epochs=epochs), pretrained)
     console.print(result["markdown"], highlight=False)
