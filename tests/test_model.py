@@ -355,6 +355,9 @@ def test_convert_cli_round_trip(tmp_path, checkpoint_path):
     result = runner.invoke(app, ["convert", str(checkpoint_path), str(tmp_path / "enc")])
     assert result.exit_code == 0, result.output
     assert "from initialisation: pos_embed, region_tokens" in result.output
+    saved = json.loads((tmp_path / "enc" / "config.json").read_text())
+    assert saved["feature_spec"]["normalize"] == "subject" and saved["absent"] == "noise"
+    assert saved["feature_spec"]["preprocessing"]["window"] == 1.0
     result = runner.invoke(
         app, ["convert", str(tmp_path / "enc"), str(tmp_path / "back.pt"), "--to", "physiopro"]
     )

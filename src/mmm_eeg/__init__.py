@@ -1,6 +1,17 @@
-"""mmm-eeg: topology-agnostic EEG representation learning (MMM, NeurIPS 2023)."""
+"""mmm-eeg: topology-agnostic EEG representation learning (MMM, NeurIPS 2023).
 
+The curated API. Names that need torch or Lightning are imported on first use (PEP 562), so
+``import mmm_eeg`` and the command line's start stay fast::
+
+    import mmm_eeg
+
+    model = mmm_eeg.load_model("mmm_base_tuh")  # the authors' encoder, with its input contract
+    tokens = model.embed(raw, pool="mean")       # an mne.io.Raw -> one vector per 1 s window
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from mmm_eeg.errors import ChannelMappingError, UserInputError
 from mmm_eeg.mapping import ChannelMapping
@@ -11,10 +22,43 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
+#: Public name -> the module that defines it (imported when first used).
+_LAZY = {
+    "Corpus": "mmm_eeg.corpus",
+    "FeatureSpec": "mmm_eeg.spec",
+    "MMMClassifier": "mmm_eeg.model",
+    "MMMEmbedder": "mmm_eeg.estimators",
+    "MMMEncoder": "mmm_eeg.model",
+    "MMMModel": "mmm_eeg.inference",
+    "DifferentialEntropy": "mmm_eeg.estimators",
+    "Normalizer": "mmm_eeg.normalization",
+    "PreprocessConfig": "mmm_eeg.windows",
+    "Recording": "mmm_eeg.io.recording",
+    "create_model": "mmm_eeg.model",
+    "differential_entropy": "mmm_eeg.features",
+    "list_models": "mmm_eeg.model",
+    "load_model": "mmm_eeg.inference",
+    "read_recording": "mmm_eeg.io.readers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mmm_eeg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
     "ChannelMapping",
     "ChannelMappingError",
     "UnifiedTopology",
     "UserInputError",
     "__version__",
+    *_LAZY,
 ]

@@ -347,16 +347,28 @@ def convert(
     to: Annotated[Literal["mmm", "physiopro"], typer.Option(help="Target format.")] = "mmm",
     heads: Annotated[int, typer.Option(help="Attention heads (not stored in .pt files).")] = 8,
 ) -> None:
-    """Convert encoder checkpoints between the reference (PhysioPro) format and ours."""
+    """Convert encoder checkpoints between the reference (PhysioPro) format and ours.
+
+    A PhysioPro file becomes a model directory with the released model's input contract (the
+    paper's: 1 s windows, 5-band DE, per-subject z-scoring, noise-filled absent nodes).
+    """
     import torch
 
     from mmm_eeg.atomic import atomic_path
-    from mmm_eeg.model import MMMEncoder, load_physiopro_encoder, to_physiopro_state_dict
+    from mmm_eeg.model import (
+        MMMEncoder,
+        load_physiopro_encoder,
+        model_card,
+        to_physiopro_state_dict,
+    )
 
     if src.is_dir():
         encoder = MMMEncoder.from_pretrained(src)
     else:
-        encoder = load_physiopro_encoder(src, heads=heads)
+        # A reference checkpoint is taken to be fed as the paper states (mmm_base_tuh's card).
+        card = model_card("mmm_base_tuh")
+        encoder = load_physiopro_encoder(src, heads=heads, absent=card.encoder["absent"])
+        encoder.feature_spec = card.feature_spec
         report = encoder.load_report
         console.print(
             f"Loaded {len(report['loaded'])} tensors; from initialisation: "
@@ -597,17 +609,47 @@ def evaluate(
 def embed(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
     out: Annotated[Path, typer.Option("--out", help="Output .parquet file.")],
-    init: Annotated[str, typer.Option(help="A run dir, model dir or physiopro.pt.")] = "scratch",
+    init: Annotated[
+        str, typer.Option(help="The encoder: a run dir, a model dir or physiopro.pt.")
+    ],
     pool: Annotated[
         Literal["none", "mean"], typer.Option(help="none (18 x dim per window) or mean.")
     ] = "none",
     select: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Export the unified representation of every window, with the index columns."""
+    """Export the unified representation of every window, with the index columns.
+
+    Windows are standardised as the encoder was trained (its config.json's feature_spec).
+    """
     from mmm_eeg.train.finetune import embed as run
 
     n = run(corpus, init, out, select, pool)
     console.print(f"Wrote {n} embeddings to {out}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def predict(
+    model: Annotated[
+        str, typer.Argument(help="A fine-tuned classifier directory (RES/folds/NAME/model).")
+    ],
+    files: Annotated[list[Path], typer.Argument(help="EEG files to predict.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Per-window predictions: a .csv or .parquet file.")
+    ],
+) -> None:
+    """Predict every window of new recordings with a trained classifier."""
+    from mmm_eeg.inference import load_model, predict_files
+
+    table, skipped = predict_files(load_model(model), files, out)
+    for path, reason in skipped:
+        err_console.print(f"[yellow]Skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+    counts = ", ".join(f"{k} {v}" for k, v in table["label"].value_counts().sort_index().items())
+    console.print(
+        f"Wrote {len(table)} window predictions of {table['file'].nunique()} file(s) to {out} "
+        f"({counts}).",
+        highlight=False,
+    )
 
 
 @app.command()

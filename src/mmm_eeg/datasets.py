@@ -1,9 +1,11 @@
-"""Where the example recordings live, and built-in example montages."""
+"""Where the example recordings and the released weights live; built-in example montages."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from mmm_eeg.errors import UserInputError
 
 #: Channel lists of three montages of different size, for examples without any file.
 EXAMPLE_MONTAGES: dict[str, list[str]] = {
@@ -26,3 +28,27 @@ EXAMPLE_MONTAGES: dict[str, list[str]] = {
 def default_data_dir() -> Path:
     """The example recordings: ``$MMM_EEG_DATA``, else ``../shared/eeg`` from the working dir."""
     return Path(os.environ.get("MMM_EEG_DATA", Path.cwd().parent / "shared" / "eeg"))
+
+
+def find_checkpoint(filename: str, directory: str | Path | None = None) -> Path:
+    """The path of a released checkpoint file; nothing is downloaded.
+
+    Looked for in ``directory``, then ``$MMM_EEG_CHECKPOINTS``, then ``checkpoints/`` beside
+    the example recordings (``../shared/checkpoints``).
+
+    Raises
+    ------
+    UserInputError
+        Naming every folder searched and how to point at the file.
+    """
+    folders = [Path(directory)] if directory is not None else []
+    if os.environ.get("MMM_EEG_CHECKPOINTS"):
+        folders.append(Path(os.environ["MMM_EEG_CHECKPOINTS"]))
+    folders.append(default_data_dir().parent / "checkpoints")
+    for folder in folders:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise UserInputError(
+        f"{filename} not found in {', '.join(map(str, folders))}. Put it in one of these folders, "
+        "set MMM_EEG_CHECKPOINTS to its folder, or pass its path as pretrained=PATH."
+    )

@@ -18,6 +18,7 @@ from mmm_eeg.corpus.format import (
 )
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.normalization import Normalization, Normalizer, node_moments, standardize
+from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.windows import PreprocessConfig
 
@@ -154,6 +155,10 @@ class Corpus:
 
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r}, windows={len(self)}, recordings={len(self.recordings)})"
+
+    def feature_spec(self, normalize: Normalization = "recording") -> FeatureSpec:
+        """The input contract of features read from this corpus with ``normalize``."""
+        return FeatureSpec.of(self.topology, self.config, normalize)
 
     @property
     def bands(self) -> list[str]:

@@ -45,7 +45,7 @@ from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
-from mmm_eeg.model import MMMClassifier, MMMEncoder
+from mmm_eeg.model import MMMClassifier, MMMEncoder, model_card
 from mmm_eeg.model.loading import load_encoder
 from mmm_eeg.montage import template_position
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
@@ -77,17 +77,15 @@ FINETUNE = FinetuneConfig(
 # one learning rate, 5e-5, for every weight, weight decay 0.005, batch 32; input z-scored per
 # subject and band (its SEED loader's "gaussian"); absent electrodes filled with standard
 # normal noise (the paper's appendix), every node attended.
+_TUH_CARD = model_card("mmm_base_tuh")  # the released model's architecture and input
 TUH = replace(
     FINETUNE,
     lr=5e-5,
     encoder_lr_scale=1.0,
     weight_decay=0.005,
     batch_size=32,
-    normalize="subject",
-    absent="noise",
-    dim=64,
-    depth=6,
-    heads=8,
+    normalize=_TUH_CARD.feature_spec.normalize,
+    **_TUH_CARD.encoder,
 )
 BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 14.0), (14.0, 31.0), (31.0, 45.0))  # Riemannian model
 

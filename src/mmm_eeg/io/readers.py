@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.io.recording import Annotation, Recording, annotations_from_mne
-from mmm_eeg.montage import montage_positions
+from mmm_eeg.io.recording import Annotation, Recording
 
 #: Columns of a muse-lsl / eeg-notebooks CSV that are not signals (compared in lower case).
 MUSE_TIME_COLUMNS = ("timestamps", "timestamp", "time")
@@ -118,17 +117,8 @@ def open_raw(path: Path, preload: bool) -> Any:
 
 
 def _read_mne(path: Path) -> Recording:
-    raw = open_raw(path, preload=True)
-    montage = raw.get_montage()
-    return Recording(
-        data=raw.get_data(),
-        sfreq=float(raw.info["sfreq"]),
-        ch_names=list(raw.ch_names),
-        ch_types=list(raw.get_channel_types()),
-        positions=montage_positions(montage) if montage is not None else {},
-        annotations=annotations_from_mne(raw.annotations),
-        meta={"path": str(path), "format": path.suffix.lower().lstrip(".")},
-    )
+    meta = {"path": str(path), "format": path.suffix.lower().lstrip(".")}
+    return Recording.from_raw(open_raw(path, preload=True), meta)
 
 
 def muse_columns(columns: list[str], path: Path) -> tuple[str, list[str], list[str]]:

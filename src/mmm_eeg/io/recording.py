@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mmm_eeg.montage import montage_positions
 from mmm_eeg.validation import check_range
 
 
@@ -92,6 +93,38 @@ class Recording:
     ) -> Recording:
         """Wrap a numpy array; ``unit`` converts to volts (1e-6 for microvolts)."""
         return cls(np.asarray(data) * unit, float(sfreq), list(ch_names), **kwargs)
+
+    @classmethod
+    def from_raw(cls, raw: Any, meta: dict[str, Any] | None = None) -> Recording:
+        """A recording from an ``mne.io.Raw`` (loaded now if it is not): signals, channel
+        names and types, its montage's positions and its annotations."""
+        montage = raw.get_montage()
+        return cls(
+            data=raw.get_data(),
+            sfreq=float(raw.info["sfreq"]),
+            ch_names=list(raw.ch_names),
+            ch_types=list(raw.get_channel_types()),
+            positions=montage_positions(montage) if montage is not None else {},
+            annotations=annotations_from_mne(raw.annotations),
+            meta=dict(meta or {}),
+        )
+
+    @classmethod
+    def from_epochs(cls, epochs: Any) -> list[Recording]:
+        """One recording per epoch of an ``mne.Epochs`` (``meta["epoch"]`` is its index)."""
+        montage = epochs.get_montage()
+        positions = montage_positions(montage) if montage is not None else {}
+        return [
+            cls(
+                data=data,
+                sfreq=float(epochs.info["sfreq"]),
+                ch_names=list(epochs.ch_names),
+                ch_types=list(epochs.get_channel_types()),
+                positions=dict(positions),
+                meta={"epoch": i},
+            )
+            for i, data in enumerate(epochs.get_data(copy=True))
+        ]
 
     def with_data(self, data: np.ndarray, sfreq: float | None = None) -> Recording:
         """A copy with other signals (same channels), e.g. after resampling or re-referencing."""

@@ -9,15 +9,20 @@ from mmm_eeg.model.physiopro import (
     load_physiopro_encoder,
     to_physiopro_state_dict,
 )
+from mmm_eeg.model.registry import ModelCard, create_model, list_models, model_card
 
 __all__ = [
     "MMMAutoencoder",
     "MMMClassifier",
     "MMMEncoder",
     "MaskSchedule",
+    "ModelCard",
     "channel_dropout",
     "checkpoint_filter_fn",
+    "create_model",
+    "list_models",
     "load_physiopro_encoder",
+    "model_card",
     "random_mask",
     "regional_mask",
     "to_physiopro_state_dict",

@@ -19,32 +19,27 @@ def load_encoder(
     dim: int = 64,
     depth: int = 6,
     heads: int = 8,
-    absent: str = "exclude",
+    absent: str | None = "exclude",
 ) -> MMMEncoder:
     """An encoder for ``init``, in train mode.
 
     ``None``/``"scratch"``: a fresh encoder of the given size; a ``.pt``/``.pth`` file: the
     reference (PhysioPro) weights; a directory with ``config.json``: an encoder, autoencoder or
     classifier saved with ``save_pretrained`` (its encoder); a pretraining run directory: its
-    ``encoder/``. The absent-node policy is always ``absent`` (it holds no weights).
+    ``encoder/``. The absent-node policy is ``absent`` (it holds no weights); None keeps a
+    saved encoder's own (``"exclude"`` for new ones).
     """
     if init in (None, "", "scratch"):
-        return MMMEncoder(topology, dim=dim, depth=depth, heads=heads, absent=absent)  # type: ignore[arg-type]
+        return MMMEncoder(topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude")  # type: ignore[arg-type]
     path = Path(init)
     if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt"):
-        encoder = load_physiopro_encoder(path, topology=topology, heads=heads, absent=absent)
+        encoder = load_physiopro_encoder(
+            path, topology=topology, heads=heads, absent=absent or "exclude"
+        )
     elif (path / "encoder" / "config.json").is_file():
         encoder = MMMEncoder.from_pretrained(path / "encoder")
     elif (path / "config.json").is_file():
-        kind = json.loads((path / "config.json").read_text()).get("model")
-        loader = {
-            "MMMEncoder": MMMEncoder,
-            "MMMAutoencoder": MMMAutoencoder,
-            "MMMClassifier": MMMClassifier,
-        }.get(kind)
-        if loader is None:
-            raise UserInputError(f"{path}: unknown model kind {kind!r} in config.json.")
-        model = loader.from_pretrained(path)
+        model = load_pretrained(path)
         encoder = model if isinstance(model, MMMEncoder) else model.encoder
     else:
         raise UserInputError(
@@ -57,10 +52,25 @@ def load_encoder(
             f"{init}: its topology {encoder.topology.name!r} differs from the corpus's "
             f"{topology.name!r}; preprocess the data onto the encoder's topology."
         )
-    if encoder.absent != absent:
+    if absent is not None and encoder.absent != absent:
         # A new encoder with the requested policy and the same weights, not a mutated one.
         config = {**encoder.config(), "absent": absent}
         rebuilt = MMMEncoder._from_config(config)
         rebuilt.load_state_dict(encoder.state_dict())
+        rebuilt.feature_spec = encoder.feature_spec
         encoder = rebuilt
     return encoder.train()
+
+
+def load_pretrained(directory: str | Path) -> MMMEncoder | MMMAutoencoder | MMMClassifier:
+    """Whatever model a ``save_pretrained`` directory holds (its ``config.json`` says)."""
+    directory = Path(directory)
+    kind = json.loads((directory / "config.json").read_text()).get("model")
+    loaders = {"MMMEncoder": MMMEncoder, "MMMAutoencoder": MMMAutoencoder,
+               "MMMClassifier": MMMClassifier}  # fmt: skip
+    if kind not in loaders:
+        raise UserInputError(
+            f"{directory}: unknown model kind {kind!r} in config.json; expected one of "
+            f"{', '.join(loaders)}."
+        )
+    return loaders[kind].from_pretrained(directory)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.spec import FeatureSpec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -23,7 +24,15 @@ class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for modules that describe themselves.
 
     Subclasses implement ``config()`` (a JSON-ready dict) and ``_from_config(config)``.
+
+    Attributes
+    ----------
+    feature_spec : FeatureSpec | None
+        The input contract the model was trained on (windows, DE, topology, standardisation),
+        saved in ``config.json`` and restored on load; None when unknown.
     """
+
+    feature_spec: FeatureSpec | None = None
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -54,6 +63,7 @@ class PretrainedMixin:
             "model": type(self).__name__,
             "library_version": _library_version(),
             **self.config(),
+            "feature_spec": None if self.feature_spec is None else self.feature_spec.to_dict(),
             "metadata": metadata or {},
         }
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -96,6 +106,10 @@ class PretrainedMixin:
                 f"with {config.get('model')}.from_pretrained."
             )
         model = cls._from_config(config)
+        if config.get("feature_spec"):
+            model.feature_spec = FeatureSpec.from_dict(config["feature_spec"])
+            if isinstance(getattr(model, "encoder", None), PretrainedMixin):
+                model.encoder.feature_spec = model.feature_spec  # type: ignore[attr-defined]
         try:
             state = load_file(str(weights_path), device=map_location)
         except Exception as err:  # safetensors raises its own error types

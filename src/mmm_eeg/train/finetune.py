@@ -147,6 +147,7 @@ def train_fold(
     classifier = MMMClassifier(
         encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
     )
+    classifier.feature_spec = corpus.feature_spec(config.normalize)  # saved with the model
     weights = None
     if config.class_weights == "balanced":
         counts = np.bincount(targets[fold.train], minlength=len(names)).astype(np.float64)
@@ -308,11 +309,16 @@ def evaluate(
     model_dir: str | Path,
     corpus_path: str | Path,
     select: str | None = None,
-    normalize: str = "recording",
+    normalize: str | None = None,
 ) -> dict[str, Any]:
-    """Score a saved classifier on a corpus's windows with the classifier's labels."""
+    """Score a saved classifier on a corpus's windows with the classifier's labels.
+
+    ``normalize`` None: the standardisation the model was trained with (its feature spec);
+    a corpus made with other preprocessing than the model's is refused.
+    """
     classifier = MMMClassifier.from_pretrained(model_dir)
     corpus = Corpus(corpus_path)
+    normalize = input_normalization(classifier, corpus, normalize)
     names = classifier.label_names or [str(i) for i in range(classifier.n_outputs)]
     rows = select_windows(corpus.index, select)
     targets, _ = corpus.label_targets(rows, names)
@@ -332,22 +338,36 @@ def evaluate(
     return result
 
 
+def input_normalization(model: Any, corpus: Corpus, normalize: str | None) -> str:
+    """The standardisation to read ``corpus`` with for ``model``, after checking that the corpus
+    holds the features the model was trained on (when the model records them)."""
+    spec = model.feature_spec
+    if spec is None:
+        return normalize or "recording"
+    spec.check_features(corpus.feature_spec(), f"corpus {corpus.path}")
+    return normalize or spec.normalize
+
+
 def embed(
     corpus_path: str | Path,
     init: str,
     out: str | Path,
     select: str | None = None,
     pool: str = "none",
-    normalize: str = "recording",
+    normalize: str | None = None,
     batch_size: int = 1024,
 ) -> int:
-    """Write the unified representation of each window to Parquet with the index columns."""
+    """Write the unified representation of each window to Parquet with the index columns.
+
+    ``normalize`` None: the encoder's own (its feature spec; ``"recording"`` when it has none).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     check_option("pool", pool, ("none", "mean"))
     corpus = Corpus(corpus_path)
-    encoder = load_encoder(init, corpus.topology).eval()
+    encoder = load_encoder(init, corpus.topology, absent=None).eval()
+    normalize = input_normalization(encoder, corpus, normalize)
     rows = select_windows(corpus.index, select)
     chunks = []
     with torch.no_grad():

@@ -171,6 +171,8 @@ def pretrain(
         config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
     )
     autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
+    # The saved encoder and autoencoder carry the features they learn from.
+    autoencoder.feature_spec = encoder.feature_spec = corpus.feature_spec(config.normalize)
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
         corpus, train_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]

@@ -1,0 +1,323 @@
+"""A trained model with its input contract, reading a user's data in memory.
+
+``load_model`` returns an :class:`MMMModel`: the network (encoder or classifier) plus the
+:class:`~mmm_eeg.spec.FeatureSpec` it was trained on. ``model.embed(raw)`` and
+``model.predict(raw)`` do what the corpus route does (``preprocess`` → corpus → ``embed`` or
+``evaluate``) without touching the disk: the same windows, DE, channel mapping and
+standardisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmm_eeg.atomic import atomic_path
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.io.readers import read_recording
+from mmm_eeg.io.recording import Recording
+from mmm_eeg.model.autoencoder import MMMAutoencoder
+from mmm_eeg.model.classifier import MMMClassifier
+from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.loading import load_pretrained
+from mmm_eeg.model.physiopro import load_physiopro_encoder
+from mmm_eeg.model.registry import create_model, list_models, model_card
+from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option
+from mmm_eeg.windows import extract_windows
+
+logger = logging.getLogger(__name__)
+
+#: What ``embed``, ``predict`` and ``predict_proba`` read.
+EEGData = Any  # mne.io.BaseRaw | mne.BaseEpochs | Recording | (array, ch_names, sfreq)
+
+
+class MMMModel:
+    """A trained MMM network and the input contract it was trained on.
+
+    Parameters
+    ----------
+    network : MMMEncoder | MMMClassifier
+        The weights.
+    spec : FeatureSpec | None
+        How raw EEG becomes its input; None: ``network.feature_spec``, else the defaults
+        (1 s windows, 5-band DE, per-recording standardisation) with a warning.
+
+    Notes
+    -----
+    Standardisation of new data follows ``spec.normalize``: the statistics come from the data
+    given in one call. Per recording or per subject, one ``Raw`` (or all epochs of one
+    ``Epochs``) is treated as one recording of one subject; give a subject's data in one call.
+    """
+
+    def __init__(self, network: MMMEncoder | MMMClassifier, spec: FeatureSpec | None = None):
+        if not isinstance(network, (MMMEncoder, MMMClassifier)):
+            raise UserInputError(
+                f"network must be an MMMEncoder or MMMClassifier, got {type(network).__name__}.",
+                parameter="network",
+            )
+        self.network = network.eval()
+        spec = spec or network.feature_spec
+        if spec is None:
+            logger.warning("The model records no feature spec; assuming the default one.")
+            spec = FeatureSpec(normalize="recording")
+        self.spec = spec
+        topology = self.encoder.topology
+        if tuple(spec.nodes) != topology.nodes:
+            raise UserInputError(
+                f"The spec's node order ({spec.topology}) is not the model's ({topology.name})."
+            )
+
+    def __repr__(self) -> str:
+        kind = "classifier" if self.is_classifier else "encoder"
+        return (
+            f"MMMModel({kind}, dim={self.encoder.dim}, depth={self.encoder.depth}, "
+            f"normalize={self.spec.normalize!r}, window={self.spec.preprocessing.window} s)"
+        )
+
+    @property
+    def encoder(self) -> MMMEncoder:
+        """The encoder (the classifier's, for a classifier)."""
+        return self.network.encoder if isinstance(self.network, MMMClassifier) else self.network
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether ``predict`` is available."""
+        return isinstance(self.network, MMMClassifier)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in output order (a classifier only)."""
+        self._require_classifier()
+        net = self.network
+        return net.label_names or [str(i) for i in range(net.n_outputs)]  # type: ignore[union-attr]
+
+    # -- features -------------------------------------------------------------------------------
+
+    def features(self, data: EEGData) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """Standardised DE windows of ``data`` on the topology, as the model reads them.
+
+        Returns
+        -------
+        x : ndarray, shape (n_windows, n_nodes, n_bands), float32
+        present : ndarray of bool, shape (n_windows, n_nodes)
+        windows : DataFrame
+            One row per window: ``start_s`` (seconds from the recording's or epoch's start)
+            and, for epochs, ``epoch``.
+        """
+        recordings = as_recordings(data)
+        topology: UnifiedTopology = self.encoder.topology
+        parts, presents, rows = [], [], []
+        for recording in recordings:
+            windows = extract_windows(recording, topology, self.spec.preprocessing)
+            parts.append(windows.features)
+            presents.append(windows.present)
+            frame = pd.DataFrame({"start_s": windows.start_s.astype(np.float64)})
+            if "epoch" in recording.meta:
+                frame.insert(0, "epoch", recording.meta["epoch"])
+            rows.append(frame)
+        x = np.concatenate(parts) if parts else np.zeros((0, topology.n_nodes, 0))
+        present = np.concatenate(presents) if presents else np.zeros((0, topology.n_nodes), bool)
+        if len(x) == 0:
+            raise UserInputError("No window could be extracted from the data given.")
+        x = self.spec.normalizer.fit_transform(x, present)
+        return x, present, pd.concat(rows, ignore_index=True)
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed(
+        self,
+        data: EEGData,
+        pool: Literal["mean", "cls"] | None = None,
+        batch_size: int = 1024,
+    ) -> np.ndarray:
+        """The unified representation of each window (region tokens and class token).
+
+        Parameters
+        ----------
+        data : mne.io.Raw | mne.Epochs | Recording | (ndarray, ch_names, sfreq)
+            EEG in volts (an array in volts, shape (n_channels, n_samples)).
+        pool : {None, "mean", "cls"}
+            None: all 18 tokens, (n_windows, 18, dim); "mean": their mean, (n_windows, dim);
+            "cls": the class token, (n_windows, dim).
+        batch_size : int
+            Windows per forward pass.
+
+        Returns
+        -------
+        ndarray, float32
+            In window order (see :meth:`features` for the windows' times).
+        """
+        if pool is not None:
+            check_option("pool", pool, ("mean", "cls"))
+        x, present, _ = self.features(data)
+        out = []
+        for start in range(0, len(x), batch_size):
+            tokens = self.encoder.unified(
+                torch.from_numpy(x[start : start + batch_size]),
+                torch.from_numpy(present[start : start + batch_size]),
+            )
+            if pool == "mean":
+                tokens = tokens.mean(1)
+            elif pool == "cls":
+                tokens = tokens[:, -1]
+            out.append(tokens.numpy())
+        return np.concatenate(out)
+
+    @torch.no_grad()
+    def predict_proba(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
+        """Class probabilities per window: ``start_s`` (``epoch``), one column per class."""
+        self._require_classifier()
+        x, present, windows = self.features(data)
+        probabilities = np.concatenate(
+            [
+                torch.softmax(
+                    self.network(
+                        torch.from_numpy(x[s : s + batch_size]),
+                        torch.from_numpy(present[s : s + batch_size]),
+                    ),
+                    -1,
+                ).numpy()
+                for s in range(0, len(x), batch_size)
+            ]
+        )
+        return pd.concat([windows, pd.DataFrame(probabilities, columns=self.classes)], axis=1)
+
+    def predict(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
+        """The most probable class per window: ``start_s`` (``epoch``), ``label``."""
+        proba = self.predict_proba(data, batch_size)
+        classes = self.classes
+        labels = np.asarray(classes, dtype=object)[proba[classes].to_numpy().argmax(1)]
+        return proba.drop(columns=classes).assign(label=labels)
+
+    def _require_classifier(self) -> None:
+        if not self.is_classifier:
+            raise UserInputError(
+                "This model is an encoder: use embed(), or fine-tune a classifier "
+                "(mmm-eeg finetune) and load that."
+            )
+
+
+def as_recordings(data: EEGData) -> list[Recording]:
+    """Turn a ``Raw``, ``Epochs``, :class:`Recording`, list of those, or ``(array, ch_names,
+    sfreq)`` into recordings."""
+    if isinstance(data, Recording):
+        return [data]
+    if isinstance(data, tuple) and len(data) == 3:
+        array, ch_names, sfreq = data
+        return [Recording.from_array(array, sfreq, ch_names)]
+    if isinstance(data, Sequence) and not isinstance(data, (str, tuple)):
+        return [r for item in data for r in as_recordings(item)]
+    import mne
+
+    if isinstance(data, mne.io.BaseRaw):
+        return [Recording.from_raw(data)]
+    if isinstance(data, mne.BaseEpochs):
+        return Recording.from_epochs(data)
+    raise UserInputError(
+        f"Cannot read EEG from a {type(data).__name__}: give an mne.io.Raw, an mne.Epochs, a "
+        "Recording, or a tuple (array in volts of shape (n_channels, n_samples), ch_names, "
+        "sfreq).",
+        parameter="data",
+    )
+
+
+def load_model(source: str | Path, checkpoint_dir: str | Path | None = None) -> MMMModel:
+    """Load a trained model with its input contract.
+
+    Parameters
+    ----------
+    source : str | path-like
+        A registered name with released weights (``"mmm_base_tuh"``; see
+        :func:`~mmm_eeg.model.registry.list_models`), a model directory written by
+        ``save_pretrained`` (a fine-tuned fold model, a pretraining run's ``encoder/``), a
+        pretraining run directory, or a PhysioPro ``.pt`` file (read with the released
+        model's input contract).
+    checkpoint_dir : str | path-like | None
+        Where to look first for a registered model's weights file.
+
+    Returns
+    -------
+    MMMModel
+    """
+    if str(source) in list_models():
+        return MMMModel(create_model(str(source), pretrained=True, checkpoint_dir=checkpoint_dir))
+    path = Path(source)
+    if path.is_file() and path.suffix in (".pt", ".pth"):
+        card = model_card("mmm_base_tuh")
+        encoder = load_physiopro_encoder(path, absent=card.encoder["absent"])
+        return MMMModel(encoder, card.feature_spec)
+    if (path / "encoder" / "config.json").is_file():
+        path = path / "encoder"
+    if not (path / "config.json").is_file():
+        raise UserInputError(
+            f"{source}: neither a registered model ({', '.join(list_models())}), a model "
+            "directory (config.json + model.safetensors), a pretraining run, nor a .pt file.",
+            parameter="source",
+        )
+    model = load_pretrained(path)
+    if isinstance(model, MMMAutoencoder):
+        return MMMModel(model.encoder, model.feature_spec)
+    return MMMModel(model)
+
+
+def predict_files(
+    model: MMMModel, paths: Sequence[str | Path], out: str | Path
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Per-window class probabilities and labels for EEG files, written to CSV or Parquet.
+
+    A file that cannot be read or yields no window is skipped and reported; the rest goes on.
+
+    Parameters
+    ----------
+    model : MMMModel
+        A classifier.
+    paths : sequence of str | path-like
+        EEG files (any format :func:`~mmm_eeg.io.readers.read_recording` reads).
+    out : str | path-like
+        ``.csv`` or ``.parquet``; written atomically.
+
+    Returns
+    -------
+    table : DataFrame
+        ``file``, ``start_s``, one probability column per class, ``label``.
+    skipped : list of (path, reason)
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise UserInputError(
+            f"{out}: predictions are written as .csv or .parquet; give one of those suffixes.",
+            parameter="out",
+        )
+    model._require_classifier()
+    tables, skipped = [], []
+    for path in paths:
+        try:
+            proba = model.predict_proba(read_recording(path))
+        except UserInputError as err:
+            skipped.append((str(path), str(err)))
+            continue
+        labels = np.asarray(model.classes, dtype=object)[proba[model.classes].to_numpy().argmax(1)]
+        tables.append(proba.assign(label=labels).assign(file=str(path)))
+    if not tables:
+        raise UserInputError(
+            "No prediction: every file was skipped ("
+            + "; ".join(f"{p}: {r}" for p, r in skipped)
+            + ")."
+        )
+    table = pd.concat(tables, ignore_index=True)
+    table = table[["file", *[c for c in table.columns if c != "file"]]]
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    return table, skipped

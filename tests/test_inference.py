@@ -1,0 +1,183 @@
+"""The front door: registry, load_model, in-memory embed/predict equal to the corpus route."""
+
+import json
+import subprocess
+import sys
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import mmm_eeg
+from mmm_eeg import UserInputError
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.inference import MMMModel, as_recordings, load_model
+from mmm_eeg.io.sources import discover_sources
+from mmm_eeg.model import MMMClassifier, MMMEncoder, create_model, list_models
+from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.train.finetune import embed, evaluate, predict
+from mmm_eeg.windows import PreprocessConfig
+
+FILES = ("Subject00_1.edf", "Subject00_2.edf")  # one subject: rest, arithmetic
+
+
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory, eeg_data):
+    sources, _ = discover_sources([eeg_data / "eegmat" / "manifest.csv"])
+    out = tmp_path_factory.mktemp("inference") / "corpus"
+    build_corpus([s for s in sources if s.path.name in FILES], out)
+    return out
+
+
+def _raw(eeg_data, name):
+    return mne.io.read_raw_edf(eeg_data / "eegmat" / name, preload=True, verbose="error")
+
+
+def test_registry_lists_and_builds():
+    assert {"mmm_base_tuh", "mmm_base", "mmm_small"} <= set(list_models())
+    small = create_model("mmm_small")
+    assert isinstance(small, MMMEncoder) and small.dim == 16
+    classifier = create_model("mmm_small", n_outputs=3, label_names=["a", "b", "c"])
+    assert isinstance(classifier, MMMClassifier) and classifier.n_outputs == 3
+    with pytest.raises(UserInputError, match="'name' parameter: 'mmm_huge'"):
+        create_model("mmm_huge")
+    with pytest.raises(UserInputError, match="no released weights"):
+        create_model("mmm_small", pretrained=True)
+
+
+def test_released_weights_are_found_and_refused_when_wrong(checkpoint_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMM_EEG_CHECKPOINTS", str(checkpoint_path.parent))
+    encoder = create_model("mmm_base_tuh", pretrained=True)
+    assert encoder.load_report["initialised"] == ["pos_embed", "region_tokens"]
+    assert encoder.feature_spec.normalize == "subject" and encoder.absent == "noise"
+    reference = torch.load(checkpoint_path, weights_only=True)
+    key = "blocks.0.attn.in_proj_weight"
+    torch.testing.assert_close(encoder.state_dict()[key], reference[f"network.{key}"])
+    monkeypatch.delenv("MMM_EEG_CHECKPOINTS")
+    monkeypatch.setenv("MMM_EEG_DATA", str(tmp_path / "eeg"))  # no checkpoints/ beside it
+    with pytest.raises(UserInputError, match="not found in .*empty, .*checkpoints"):
+        create_model("mmm_base_tuh", pretrained=True, checkpoint_dir=tmp_path / "empty")
+    # A file of other weights: refused, never a silently random model.
+    torch.save({"head.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
+    with pytest.raises(UserInputError):
+        create_model("mmm_base_tuh", pretrained=tmp_path / "other.pt")
+
+
+def test_embed_in_memory_equals_the_corpus_route(corpus_path, eeg_data, tmp_path):
+    import pyarrow.parquet as pq
+
+    torch.manual_seed(0)
+    encoder = MMMEncoder(dim=16, depth=2, heads=2)
+    encoder.feature_spec = FeatureSpec(normalize="recording")
+    encoder.save_pretrained(tmp_path / "encoder")
+    model = load_model(tmp_path / "encoder")
+    corpus = Corpus(corpus_path)
+    for name in FILES:
+        raw = _raw(eeg_data, name)
+        z = model.embed(raw, pool="mean")
+        recordings = corpus.index["recording"]
+        select = f"recording == {recordings[recordings.str.contains(name[:-4])].iloc[0]}"
+        n = embed(corpus_path, str(tmp_path / "encoder"), tmp_path / "z.parquet", select, "mean")
+        stored = np.stack(
+            pq.read_table(tmp_path / "z.parquet")["embedding"].to_numpy(zero_copy_only=False)
+        )
+        assert n == len(z) > 0
+        np.testing.assert_allclose(z, stored, atol=1e-6)
+    tokens = model.embed(_raw(eeg_data, FILES[0]))
+    assert tokens.shape[1:] == (18, 16)
+    np.testing.assert_allclose(model.embed(_raw(eeg_data, FILES[0]), pool="cls"), tokens[:, -1])
+
+
+def test_predict_equals_evaluate_window_by_window(corpus_path, eeg_data, tmp_path):
+    torch.manual_seed(1)
+    classifier = MMMClassifier(
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
+    )
+    classifier.feature_spec = Corpus(corpus_path).feature_spec("subject")
+    classifier.save_pretrained(tmp_path / "clf")
+    model = load_model(tmp_path / "clf")
+    corpus = Corpus(corpus_path)
+    raws = [_raw(eeg_data, name) for name in FILES]
+    # Per subject: statistics from all of that subject's data, given in one call.
+    proba = model.predict_proba(raws)
+    expected = predict(classifier, corpus, np.arange(len(corpus)), "subject")
+    assert list(proba.columns) == ["start_s", "arithmetic", "rest"]
+    np.testing.assert_allclose(proba[["arithmetic", "rest"]].to_numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(proba["start_s"], corpus.index["start_s"])
+    labels = model.predict(raws)["label"].to_numpy()
+    assert (labels == np.array(["arithmetic", "rest"])[expected.argmax(1)]).all()
+    scored = evaluate(tmp_path / "clf", corpus_path)  # reads "subject" from the model's spec
+    truth = (corpus.index["label"] == "rest").to_numpy().astype(int)
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert scored["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(truth, expected.argmax(1))
+    )
+
+
+def test_a_corpus_made_otherwise_is_refused(corpus_path, tmp_path):
+    classifier = MMMClassifier(
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
+    )
+    classifier.feature_spec = FeatureSpec(PreprocessConfig(window=2.0), normalize="subject")
+    classifier.save_pretrained(tmp_path / "clf")
+    with pytest.raises(UserInputError, match=r"window: model 2\.0, corpus .* 1\.0"):
+        evaluate(tmp_path / "clf", corpus_path)
+
+
+def test_inputs_raw_epochs_arrays(eeg_data):
+    raw = _raw(eeg_data, FILES[0]).crop(0, 20)
+    model = MMMModel(MMMEncoder(dim=16, depth=1, heads=2), FeatureSpec())
+    from_raw = model.embed(raw, pool="mean")
+    array = (raw.get_data(), raw.ch_names, raw.info["sfreq"])
+    np.testing.assert_allclose(model.embed(array, pool="mean"), from_raw, atol=1e-6)
+    epochs = mne.make_fixed_length_epochs(raw, duration=5.0, verbose="error")
+    _, _, windows = model.features(epochs)
+    assert list(windows.columns) == ["epoch", "start_s"] and windows["epoch"].nunique() == len(
+        epochs
+    )
+    assert len(as_recordings(epochs)) == len(epochs)
+    with pytest.raises(UserInputError, match="Cannot read EEG from a str"):
+        model.embed("not eeg")
+    with pytest.raises(UserInputError, match="is an encoder"):
+        model.predict(raw)
+
+
+def test_top_level_api():
+    names = ("load_model", "create_model", "Recording", "read_recording", "differential_entropy",
+             "UnifiedTopology", "Corpus", "FeatureSpec", "list_models")  # fmt: skip
+    for name in names:
+        assert getattr(mmm_eeg, name) is not None and name in mmm_eeg.__all__
+    with pytest.raises(AttributeError):
+        mmm_eeg.no_such_name  # noqa: B018
+    code = "import sys, mmm_eeg; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False"  # importing the package does not import torch
+
+
+def test_predict_command(corpus_path, eeg_data, tmp_path):
+    classifier = MMMClassifier(
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
+    )
+    classifier.feature_spec = Corpus(corpus_path).feature_spec("recording")
+    classifier.save_pretrained(tmp_path / "clf")
+    (tmp_path / "bad.edf").write_bytes(b"0" * 300)
+    files = [eeg_data / "eegmat" / FILES[0], tmp_path / "bad.edf"]
+    run = subprocess.run([sys.executable, "-m", "mmm_eeg", "predict", str(tmp_path / "clf"),
+                          *map(str, files), "--out", str(tmp_path / "p.csv")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Skipped" in run.stderr and "bad.edf" in run.stderr
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns) == ["file", "start_s", "arithmetic", "rest", "label"]
+    expected = load_model(tmp_path / "clf").predict_proba(_raw(eeg_data, FILES[0]))
+    np.testing.assert_allclose(
+        table[["arithmetic", "rest"]], expected[["arithmetic", "rest"]], atol=1e-6
+    )
+    assert (
+        json.loads((tmp_path / "clf" / "config.json").read_text())["feature_spec"]["normalize"]
+        == "recording"
+    )
