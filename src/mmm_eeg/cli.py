@@ -609,9 +609,7 @@ def evaluate(
 def embed(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
     out: Annotated[Path, typer.Option("--out", help="Output .parquet file.")],
-    init: Annotated[
-        str, typer.Option(help="The encoder: a run dir, a model dir or physiopro.pt.")
-    ],
+    init: Annotated[str, typer.Option(help="The encoder: a run dir, a model dir or physiopro.pt.")],
     pool: Annotated[
         Literal["none", "mean"], typer.Option(help="none (18 x dim per window) or mean.")
     ] = "none",

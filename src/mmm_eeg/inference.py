@@ -101,8 +101,18 @@ class MMMModel:
 
     # -- features -------------------------------------------------------------------------------
 
-    def features(self, data: EEGData) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    def features(
+        self, data: EEGData, groups: Sequence[Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Standardised DE windows of ``data`` on the topology, as the model reads them.
+
+        Parameters
+        ----------
+        data : mne.io.Raw | mne.Epochs | Recording | (ndarray, ch_names, sfreq) | list
+            EEG in volts.
+        groups : sequence | None
+            With a list of recordings (or epochs), the subject (or recording) of each: each
+            group is standardised with its own statistics. None: all data given is one group.
 
         Returns
         -------
@@ -114,11 +124,17 @@ class MMMModel:
         """
         recordings = as_recordings(data)
         topology: UnifiedTopology = self.encoder.topology
-        parts, presents, rows = [], [], []
-        for recording in recordings:
+        if groups is not None and len(groups) != len(recordings):
+            raise UserInputError(
+                f"groups has {len(groups)} entries for {len(recordings)} recordings or epochs.",
+                parameter="groups",
+            )
+        parts, presents, rows, window_groups = [], [], [], []
+        for i, recording in enumerate(recordings):
             windows = extract_windows(recording, topology, self.spec.preprocessing)
             parts.append(windows.features)
             presents.append(windows.present)
+            window_groups += [i if groups is None else groups[i]] * len(windows.features)
             frame = pd.DataFrame({"start_s": windows.start_s.astype(np.float64)})
             if "epoch" in recording.meta:
                 frame.insert(0, "epoch", recording.meta["epoch"])
@@ -127,7 +143,9 @@ class MMMModel:
         present = np.concatenate(presents) if presents else np.zeros((0, topology.n_nodes), bool)
         if len(x) == 0:
             raise UserInputError("No window could be extracted from the data given.")
-        x = self.spec.normalizer.fit_transform(x, present)
+        x = self.spec.normalizer.fit_transform(
+            x, present, None if groups is None else np.asarray(window_groups)
+        )
         return x, present, pd.concat(rows, ignore_index=True)
 
     # -- outputs --------------------------------------------------------------------------------
@@ -138,7 +156,9 @@ class MMMModel:
         data: EEGData,
         pool: Literal["mean", "cls"] | None = None,
         batch_size: int = 1024,
-    ) -> np.ndarray:
+        return_windows: bool = False,
+        groups: Sequence[Any] | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, pd.DataFrame]:
         """The unified representation of each window (region tokens and class token).
 
         Parameters
@@ -150,15 +170,20 @@ class MMMModel:
             "cls": the class token, (n_windows, dim).
         batch_size : int
             Windows per forward pass.
+        return_windows : bool
+            Also return the windows' table (``start_s``, ``epoch``; see :meth:`features`).
+        groups : sequence | None
+            Subject of each recording or epoch, for per-group standardisation (see
+            :meth:`features`).
 
         Returns
         -------
         ndarray, float32
-            In window order (see :meth:`features` for the windows' times).
+            In window order; with ``return_windows``, also the windows' table.
         """
         if pool is not None:
             check_option("pool", pool, ("mean", "cls"))
-        x, present, _ = self.features(data)
+        x, present, windows = self.features(data, groups)
         out = []
         for start in range(0, len(x), batch_size):
             tokens = self.encoder.unified(
@@ -170,7 +195,7 @@ class MMMModel:
             elif pool == "cls":
                 tokens = tokens[:, -1]
             out.append(tokens.numpy())
-        return np.concatenate(out)
+        return (np.concatenate(out), windows) if return_windows else np.concatenate(out)
 
     @torch.no_grad()
     def predict_proba(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:

@@ -1,0 +1,169 @@
+"""scikit-learn estimators: DE features on the topology, and frozen MMM embeddings.
+
+Both read epochs as scikit-learn reads samples: ``X`` of shape (n_epochs, n_channels,
+n_times), in volts, with the channel names and rate given as parameters (as MNE's decoding
+estimators and braindecode do). They clone, compose into a ``Pipeline`` and cross-validate::
+
+    pipe = make_pipeline(MMMEmbedder("mmm_base_tuh", sfreq=500, ch_names=names),
+                         StandardScaler(), LogisticRegression())
+    cross_val_score(pipe, X, y, groups=subjects, cv=LeaveOneGroupOut())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
+from mmm_eeg.inference import MMMModel, load_model
+from mmm_eeg.io.recording import Recording
+from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.validation import check_option
+
+
+def _check_epochs(X: Any, n_channels: int) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 3 or X.shape[1] != n_channels:
+        raise UserInputError(
+            f"X must be epochs of shape (n_epochs, {n_channels} channels, n_times), got "
+            f"{X.shape}; as from mne.Epochs.get_data().",
+            parameter="X",
+        )
+    if not np.all(np.isfinite(X)):
+        raise UserInputError("X holds NaN or infinite samples.", parameter="X")
+    return X
+
+
+class DifferentialEntropy(TransformerMixin, BaseEstimator):
+    """Each epoch's differential entropy per node and band of the unified topology.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of ``X`` in Hz.
+    ch_names : sequence of str
+        Channel names of ``X``'s second axis; mapped onto the topology by name or position.
+    bands : sequence of (name, low, high) | None
+        Frequency bands in Hz (None: the 5 standard bands).
+    method : {"fft", "filter"}
+        DE definition (see :mod:`mmm_eeg.features`).
+
+    Notes
+    -----
+    ``transform`` returns (n_epochs, n_nodes * n_bands), node-major; nodes that no channel
+    feeds are 0. The whole epoch is one window.
+    """
+
+    def __init__(
+        self,
+        sfreq: float = 250.0,
+        ch_names: Sequence[str] = (),
+        bands: Sequence[tuple[str, float, float]] | None = None,
+        method: Literal["fft", "filter"] = "fft",
+    ) -> None:
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.bands = bands
+        self.method = method
+
+    def fit(self, X: Any, y: Any = None) -> DifferentialEntropy:
+        """Map the channels onto the topology and check ``X``."""
+        check_option("method", self.method, ("fft", "filter"))
+        self.mapping_ = UnifiedTopology.default().map_channels(list(self.ch_names))
+        _check_epochs(X, len(self.ch_names))
+        self.n_features_out_ = self.mapping_.topology.n_nodes * len(self.bands or DEFAULT_BANDS)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """DE of every epoch, (n_epochs, n_nodes * n_bands)."""
+        check_is_fitted(self, "mapping_")
+        X = _check_epochs(X, len(self.ch_names))
+        window = X.shape[2] / self.sfreq
+        bands = self.bands or DEFAULT_BANDS
+        out = np.stack(
+            [
+                differential_entropy(epoch, self.sfreq, bands, window, method=self.method)[0]
+                for epoch in X
+            ]
+        )  # (n_epochs, n_channels, n_bands)
+        return self.mapping_.to_nodes(out, axis=1).reshape(len(X), -1)
+
+
+class MMMEmbedder(TransformerMixin, BaseEstimator):
+    """Frozen MMM embeddings of epochs: the encoder's tokens, pooled over each epoch's windows.
+
+    Parameters
+    ----------
+    model : str
+        What :func:`mmm_eeg.load_model` reads: a registered name (``"mmm_base_tuh"``), a
+        model directory, a pretraining run or a ``.pt`` file.
+    sfreq : float
+        Sampling rate of ``X`` in Hz.
+    ch_names : sequence of str
+        Channel names of ``X``'s second axis.
+    pool : {"mean", "cls"}
+        Tokens to keep per window: the mean of the 18 region and class tokens, or the class
+        token; the windows of an epoch are then averaged.
+    checkpoint_dir : str | None
+        Where to look first for a registered model's weights.
+
+    Notes
+    -----
+    Standardisation follows the model's feature spec (per subject for ``mmm_base_tuh``), with
+    the statistics of each group of epochs: pass ``groups`` (the subject of each epoch) to
+    ``fit_transform``/``transform``, through scikit-learn's metadata routing in a pipeline
+    (``set_config(enable_metadata_routing=True)``, ``MMMEmbedder(...).set_transform_request(
+    groups=True)``, ``cross_val_score(..., params={"groups": subjects})``). Without groups, the
+    epochs of one call are one group.
+    """
+
+    def __init__(
+        self,
+        model: str = "mmm_base_tuh",
+        sfreq: float = 250.0,
+        ch_names: Sequence[str] = (),
+        pool: Literal["mean", "cls"] = "mean",
+        checkpoint_dir: str | None = None,
+    ) -> None:
+        self.model = model
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.pool = pool
+        self.checkpoint_dir = checkpoint_dir
+
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> MMMEmbedder:
+        """Load the model (nothing is trained) and check ``X``."""
+        check_option("pool", self.pool, ("mean", "cls"))
+        self.model_: MMMModel = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
+        _check_epochs(X, len(self.ch_names))
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        """``fit`` then ``transform`` (with the same groups)."""
+        return self.fit(X, y).transform(X, groups)
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """One vector per epoch, (n_epochs, dim); ``groups``: the subject of each epoch."""
+        check_is_fitted(self, "model_")
+        X = _check_epochs(X, len(self.ch_names))
+        recordings = [
+            Recording(epoch, float(self.sfreq), list(self.ch_names), meta={"epoch": i})
+            for i, epoch in enumerate(X)
+        ]
+        tokens, windows = self.model_.embed(
+            recordings, pool=self.pool, return_windows=True,
+            groups=None if groups is None else list(groups),
+        )  # fmt: skip
+        epochs = windows["epoch"].to_numpy()
+        if len(np.unique(epochs)) != len(X):
+            raise UserInputError(
+                f"Some epochs are shorter than one {self.model_.spec.preprocessing.window} s "
+                "window (or lost every window to quality checks); use longer epochs.",
+                parameter="X",
+            )
+        return np.stack([tokens[epochs == i].mean(0) for i in range(len(X))])
