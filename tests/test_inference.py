@@ -58,7 +58,7 @@ def test_released_weights_are_found_and_refused_when_wrong(checkpoint_path, tmp_
     torch.testing.assert_close(encoder.state_dict()[key], reference[f"network.{key}"])
     monkeypatch.delenv("MMM_EEG_CHECKPOINTS")
     monkeypatch.setenv("MMM_EEG_DATA", str(tmp_path / "eeg"))  # no checkpoints/ beside it
-    with pytest.raises(UserInputError, match="not found in .*empty, .*checkpoints"):
+    with pytest.raises(UserInputError, match=r"not found in .*empty, .*checkpoints"):
         create_model("mmm_base_tuh", pretrained=True, checkpoint_dir=tmp_path / "empty")
     # A file of other weights: refused, never a silently random model.
     torch.save({"head.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
