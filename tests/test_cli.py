@@ -125,3 +125,16 @@ def test_options_reach_the_config(monkeypatch, tmp_path):
     assert config.freeze_encoder is False and config.batch_size == 256  # a default
     bad = runner.invoke(app, ["finetune", "corpus", "--out", "x", "--layer-decay", "2"])
     assert bad.exit_code == 2 and "'layer_decay' parameter: 2.0; it must be in (0, 1]" in bad.output
+
+
+def test_no_eeg_files_says_why_each_input_was_skipped(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not EEG")
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(
+        app, ["preprocess", str(tmp_path / "notes"), str(tmp_path / "empty"), "--out", "x"]
+    )
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "No EEG files found in the inputs" in output
+    assert "notes: no file with an EEG extension" in output and "found only .txt" in output
+    assert "empty: no file with an EEG extension" in output and "the folder is empty" in output

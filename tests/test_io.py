@@ -157,13 +157,16 @@ def test_manifest_rows_are_checked(tmp_path, eegmat_file):
     (tmp_path / "data").mkdir()
     shutil.copy(eegmat_file, tmp_path / "data" / "a.edf")
     (tmp_path / "data" / "manifest.csv").write_text(
-        "path,subject,label,site\na.edf,s1,rest,x\nmissing.edf,s2,rest,x\n../../etc/passwd,s3,rest,x\n"
+        "path,subject,label,site\na.edf,s1,rest,x\nmissing.edf,s2,rest,x\n"
+        f"{tmp_path / 'elsewhere' / 'b.edf'},s3,arithmetic,y\n../elsewhere/c.edf,s4,rest,z\n"
     )
+    (tmp_path / "elsewhere").mkdir()  # the user's own files, beside the manifest's folder
+    shutil.copy(eegmat_file, tmp_path / "elsewhere" / "b.edf")
+    shutil.copy(eegmat_file, tmp_path / "elsewhere" / "c.edf")
     sources, skipped = read_manifest(tmp_path / "data" / "manifest.csv")
-    assert [s.path.name for s in sources] == ["a.edf"] and sources[0].extra == {"site": "x"}
-    assert [s.reason for s in skipped] == [
-        "file 'missing.edf' not found", "path '../../etc/passwd' leaves the manifest's folder"
-    ]  # fmt: skip
+    assert [s.path.name for s in sources] == ["a.edf", "b.edf", "c.edf"]  # relative, absolute
+    assert sources[0].extra == {"site": "x"} and sources[1].label == "arithmetic"
+    assert [s.reason.split(" (")[0] for s in skipped] == ["file 'missing.edf' not found"]
     assert skipped[0].path.endswith("row 3")
     (tmp_path / "bad.csv").write_text("file,subject\na.edf,s1\n")
     with pytest.raises(UserInputError, match="no 'path' column"):

@@ -432,7 +432,11 @@ def preprocess(
     if shard is not None:
         sources = shard_sources(sources, shard)
     if not sources:
-        raise UserInputError("No EEG files found in the inputs. Give files, folders or a manifest.")
+        reasons = "".join(f"\n  {item.path}: {item.reason}" for item in skipped)
+        raise UserInputError(
+            "No EEG files found in the inputs. Give files, folders or a manifest."
+            + (f" Skipped:{reasons}" if reasons else "")
+        )
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=err_console, transient=True,

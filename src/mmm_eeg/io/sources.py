@@ -175,6 +175,13 @@ def _expand_folder(
         (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EEG_EXTENSIONS),
         key=lambda p: [natural_key(part) for part in p.relative_to(folder).parts],
     )
+    if not files:
+        others = sorted({p.suffix.lower() or p.name for p in folder.rglob("*") if p.is_file()})
+        reason = (
+            f"no file with an EEG extension ({', '.join(EEG_EXTENSIONS)}) in the folder"
+            + (f"; found only {', '.join(others[:6])}" if others else "; the folder is empty")
+        )
+        return [], [Skipped(str(folder), reason)]
     return [_plain_source(p, folder, folder.name, mapping) for p in files], []
 
 
@@ -200,13 +207,14 @@ def read_manifest(
     columns: tuple[str, ...] = (),
     allowed: frozenset[str] | None = None,
 ) -> tuple[list[SourceFile], list[Skipped]]:
-    """Read a manifest CSV; rows with a missing file, a path outside its folder or (given
-    ``allowed``) an unknown label are skipped.
+    """Read a manifest CSV; rows with a missing file or (given ``allowed``) an unknown label
+    are skipped.
 
     Parameters
     ----------
     manifest : str | path-like
-        CSV with at least a ``path`` column.
+        CSV with at least a ``path`` column: absolute paths, or paths relative to the
+        manifest's folder.
     mapping : dict | None
         Global annotation -> label map.
     columns : tuple of str
@@ -239,12 +247,10 @@ def read_manifest(
     sources, skipped = [], []
     for row_number, row in enumerate(table.to_dict("records"), start=2):
         where = f"{manifest}, row {row_number}"
-        target = (root / row["path"]).resolve()
-        if not target.is_relative_to(root):
-            skipped.append(Skipped(where, f"path {row['path']!r} leaves the manifest's folder"))
-            continue
+        # The manifest is the user's own file: absolute paths, and paths relative to its folder.
+        target = (root / str(row["path"]).strip()).resolve()
         if not target.is_file():
-            skipped.append(Skipped(where, f"file {row['path']!r} not found"))
+            skipped.append(Skipped(where, f"file {row['path']!r} not found (looked at {target})"))
             continue
         events = dict(mapping or {})
         events.update({c: row[c] for c in columns if row.get(c, "")})
