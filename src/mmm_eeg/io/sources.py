@@ -177,9 +177,8 @@ def _expand_folder(
     )
     if not files:
         others = sorted({p.suffix.lower() or p.name for p in folder.rglob("*") if p.is_file()})
-        reason = (
-            f"no file with an EEG extension ({', '.join(EEG_EXTENSIONS)}) in the folder"
-            + (f"; found only {', '.join(others[:6])}" if others else "; the folder is empty")
+        reason = f"no file with an EEG extension ({', '.join(EEG_EXTENSIONS)}) in the folder" + (
+            f"; found only {', '.join(others[:6])}" if others else "; the folder is empty"
         )
         return [], [Skipped(str(folder), reason)]
     return [_plain_source(p, folder, folder.name, mapping) for p in files], []
