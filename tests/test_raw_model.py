@@ -54,7 +54,7 @@ def test_raw_classifier_conventions_and_learning(windows):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(loss.item())
+        losses.append(loss.detach().item())
     assert losses[-1] < 0.5 * losses[0]
     from sklearn.metrics import balanced_accuracy_score
 
