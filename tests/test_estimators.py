@@ -6,13 +6,13 @@ import pytest
 import sklearn
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import LeaveOneGroupOut, cross_val_score
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks as checks
 
 from mmm_eeg import UnifiedTopology, UserInputError
-from mmm_eeg.estimators import DifferentialEntropy, MMMEmbedder
+from mmm_eeg.estimators import DifferentialEntropy, MMMClassifierEstimator, MMMEmbedder
 from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
 
 NAMES = ["Fz", "Cz", "Pz", "ECG"]
@@ -20,8 +20,12 @@ NAMES = ["Fz", "Cz", "Pz", "ECG"]
 
 @pytest.mark.parametrize(
     "estimator",
-    [DifferentialEntropy(sfreq=128.0, ch_names=NAMES), MMMEmbedder("mmm_small", 128.0, NAMES)],
-    ids=["DifferentialEntropy", "MMMEmbedder"],
+    [
+        DifferentialEntropy(sfreq=128.0, ch_names=NAMES),
+        MMMEmbedder("mmm_small", 128.0, NAMES),
+        MMMClassifierEstimator("mmm_small", 128.0, NAMES),
+    ],
+    ids=["DifferentialEntropy", "MMMEmbedder", "MMMClassifierEstimator"],
 )
 @pytest.mark.parametrize(
     "check",
@@ -103,3 +107,24 @@ def test_cross_validation_on_eegmat(eegmat_epochs, checkpoint_path):
     assert len(mmm_scores) == len(np.unique(groups))
     assert mmm_scores.mean() > 0.55  # per-subject standardisation, as the model was trained
     assert mmm_scores.mean() > pooled_scores.mean()
+
+
+def test_classifier_estimator_fits_predicts_and_cross_validates(eegmat_epochs):
+    X, y, groups, names, sfreq = eegmat_epochs
+    one = groups == 0
+    estimator = MMMClassifierEstimator("mmm_small", sfreq, names, epochs=60, lr=3e-3, batch_size=32)
+    estimator.fit(X[one], y[one])
+    proba = estimator.predict_proba(X[one])
+    assert proba.shape == (one.sum(), 2) and np.allclose(proba.sum(1), 1.0)
+    assert list(estimator.classes_) == [0, 1]
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert balanced_accuracy_score(y[one], estimator.predict(X[one])) > 0.8  # it learns
+    few = groups < 2
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = clone(estimator).set_params(epochs=1)
+        routed.set_fit_request(groups=True).set_predict_request(groups=True)
+        scores = cross_val_score(
+            routed, X[few], y[few], cv=GroupKFold(2), params={"groups": groups[few]}
+        )
+    assert len(scores) == 2 and np.all((scores >= 0) & (scores <= 1))

@@ -27,6 +27,7 @@ _LAZY = {
     "Corpus": "mmm_eeg.corpus",
     "FeatureSpec": "mmm_eeg.spec",
     "MMMClassifier": "mmm_eeg.model",
+    "MMMClassifierEstimator": "mmm_eeg.estimators",
     "MMMEmbedder": "mmm_eeg.estimators",
     "MMMEncoder": "mmm_eeg.model",
     "MMMModel": "mmm_eeg.inference",

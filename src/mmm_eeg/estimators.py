@@ -1,4 +1,4 @@
-"""scikit-learn estimators: DE features on the topology, and frozen MMM embeddings.
+"""scikit-learn estimators: DE features on the topology, frozen MMM embeddings, fine-tuning.
 
 Both read epochs as scikit-learn reads samples: ``X`` of shape (n_epochs, n_channels,
 n_times), in volts, with the channel names and rate given as parameters (as MNE's decoding
@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
 from mmm_eeg.inference import MMMModel, load_model
 from mmm_eeg.io.recording import Recording
+from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
 
@@ -167,3 +169,125 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
                 parameter="X",
             )
         return np.stack([tokens[epochs == i].mean(0) for i in range(len(X))])
+
+
+class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
+    """Fine-tune an MMM classifier on epochs, scikit-learn style (``fit`` / ``predict``).
+
+    Every window of an epoch carries the epoch's label while training; an epoch's
+    probabilities are the mean of its windows'.
+
+    Parameters
+    ----------
+    model : str
+        The encoder to start from: a registered name (``"mmm_base_tuh"``, ``"mmm_small"``
+        for a random one), a model directory or a pretraining run (see
+        :func:`mmm_eeg.load_model`).
+    sfreq : float
+        Sampling rate of ``X`` in Hz.
+    ch_names : sequence of str
+        Channel names of ``X``'s second axis.
+    epochs : int
+        Passes over the training windows.
+    lr : float
+        AdamW learning rate (head and encoder).
+    batch_size : int
+        Windows per step.
+    freeze_encoder : bool
+        Train the head only (a linear probe with a small MLP).
+    random_state : int
+        Seed of the weights' initialisation and the batches' order.
+    checkpoint_dir : str | None
+        Where to look first for a registered model's weights.
+
+    Notes
+    -----
+    Standardisation follows the model's feature spec with ``groups`` (the subject of each
+    epoch) given to ``fit`` / ``predict`` / ``predict_proba`` (metadata routing in a pipeline;
+    see :class:`MMMEmbedder`); without groups, the epochs of one call are one group.
+    """
+
+    def __init__(
+        self,
+        model: str = "mmm_base_tuh",
+        sfreq: float = 250.0,
+        ch_names: Sequence[str] = (),
+        epochs: int = 10,
+        lr: float = 1e-4,
+        batch_size: int = 64,
+        freeze_encoder: bool = False,
+        random_state: int = 0,
+        checkpoint_dir: str | None = None,
+    ) -> None:
+        self.model = model
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.freeze_encoder = freeze_encoder
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+
+    def _windows(self, X: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = _check_epochs(X, len(self.ch_names))
+        recordings = [
+            Recording(epoch, float(self.sfreq), list(self.ch_names), meta={"epoch": i})
+            for i, epoch in enumerate(X)
+        ]
+        # The windows depend on the model's input contract only, not on its weights.
+        x, present, windows = self.base_.features(
+            recordings, None if groups is None else list(groups)
+        )
+        epochs = windows["epoch"].to_numpy()
+        if len(np.unique(epochs)) != len(X):
+            raise UserInputError(
+                "Some epochs are shorter than one window (or lost every window to quality "
+                "checks); use longer epochs.",
+                parameter="X",
+            )
+        return x, present, epochs
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> MMMClassifierEstimator:
+        """Fine-tune on the epochs ``X`` with labels ``y``."""
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise UserInputError(f"y holds {len(self.classes_)} class; need 2 or more.")
+        torch.manual_seed(self.random_state)
+        self.base_ = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
+        x, present, epochs = self._windows(X, groups)
+        target = np.searchsorted(self.classes_, y)[epochs]
+        network = MMMClassifier(
+            self.base_.encoder, len(self.classes_), freeze_encoder=self.freeze_encoder,
+            label_names=[str(c) for c in self.classes_],
+        )  # fmt: skip
+        optimiser = torch.optim.AdamW(
+            [p for p in network.parameters() if p.requires_grad], lr=self.lr
+        )
+        rng = np.random.default_rng(self.random_state)
+        x_t, p_t, y_t = torch.from_numpy(x), torch.from_numpy(present), torch.from_numpy(target)
+        network.train()
+        for _ in range(self.epochs):
+            for batch in np.array_split(rng.permutation(len(x)), max(1, len(x) // self.batch_size)):
+                loss = torch.nn.functional.cross_entropy(
+                    network(x_t[batch], p_t[batch]), y_t[batch]
+                )
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        self.network_ = network.eval()
+        return self
+
+    def predict_proba(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Class probabilities per epoch, (n_epochs, n_classes), columns in ``classes_``."""
+        check_is_fitted(self, "network_")
+        x, present, epochs = self._windows(X, groups)
+        with torch.no_grad():
+            proba = torch.softmax(self.network_(torch.from_numpy(x), torch.from_numpy(present)), -1)
+        proba = proba.numpy()
+        return np.stack([proba[epochs == i].mean(0) for i in range(epochs.max() + 1)])
+
+    def predict(self, X: Any, groups: Any = None) -> np.ndarray:
+        """The most probable class of each epoch."""
+        return self.classes_[self.predict_proba(X, groups).argmax(1)]

@@ -261,8 +261,9 @@ def load_model(source: str | Path, checkpoint_dir: str | Path | None = None) -> 
     Parameters
     ----------
     source : str | path-like
-        A registered name with released weights (``"mmm_base_tuh"``; see
-        :func:`~mmm_eeg.model.registry.list_models`), a model directory written by
+        A registered name (see :func:`~mmm_eeg.model.registry.list_models`): with its
+        released weights (``"mmm_base_tuh"``), or randomly initialised for a name without
+        (``"mmm_small"``); a model directory written by
         ``save_pretrained`` (a fine-tuned fold model, a pretraining run's ``encoder/``), a
         pretraining run directory, or a PhysioPro ``.pt`` file (read with the released
         model's input contract).
@@ -274,7 +275,10 @@ def load_model(source: str | Path, checkpoint_dir: str | Path | None = None) -> 
     MMMModel
     """
     if str(source) in list_models():
-        return MMMModel(create_model(str(source), pretrained=True, checkpoint_dir=checkpoint_dir))
+        released = model_card(str(source)).checkpoint is not None
+        return MMMModel(
+            create_model(str(source), pretrained=released, checkpoint_dir=checkpoint_dir)
+        )
     path = Path(source)
     if path.is_file() and path.suffix in (".pt", ".pth"):
         card = model_card("mmm_base_tuh")
