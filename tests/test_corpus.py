@@ -2,6 +2,10 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 
 import mne
 import numpy as np
@@ -284,3 +288,27 @@ def test_node_normalisation_on_read_equals_the_normalizer(shared_corpus):
     per_recording, _ = corpus.read(first, "recording-node")
     np.testing.assert_allclose(per_recording[:, nodes].mean(0), 0, atol=1e-4)
     assert np.abs(x[: len(first), nodes].mean(0)).max() > 0.1
+
+
+def test_one_writer_at_a_time(tmp_path):
+    topology, config = UnifiedTopology.default(), PreprocessConfig()
+    first = CorpusWriter(tmp_path / "c", topology, config)
+    with pytest.raises(
+        UserInputError, match=rf"being written by another process \(pid {os.getpid()}\)"
+    ):
+        CorpusWriter(tmp_path / "c", topology, config)
+    first.close()
+    with CorpusWriter(tmp_path / "c", topology, config) as again:  # free once the first closed
+        assert again.meta["n_windows"] == 0
+    # A process that dies holding the lock releases it.
+    code = (
+        "import os, signal\n"
+        "from mmm_eeg import UnifiedTopology\n"
+        "from mmm_eeg.corpus import CorpusWriter\n"
+        "from mmm_eeg.windows import PreprocessConfig\n"
+        f"w = CorpusWriter({str(tmp_path / 'c')!r}, UnifiedTopology.default(),\n"
+        "                  PreprocessConfig())\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
+    CorpusWriter(tmp_path / "c", topology, config).release()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +56,8 @@ class CorpusWriter:
 
         check_option("dtype", dtype, ("float32", "float16"))
         self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock: int | None = _lock(self.path)  # one writer per corpus, across processes
         self.commit_windows = commit_windows
         self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
         settings = {
@@ -79,7 +83,6 @@ class CorpusWriter:
             self.features, self.present = group["features"], group["present"]
             self._discard_uncommitted()
         else:
-            self.path.mkdir(parents=True, exist_ok=True)
             group = zarr.open_group(self.path / "data.zarr", mode="w", zarr_format=3)
             n_nodes, n_bands = topology.n_nodes, len(config.bands)
             self.features = group.create_array(
@@ -188,8 +191,18 @@ class CorpusWriter:
         self._pending.clear()
 
     def close(self) -> None:
-        """Commit what is pending."""
-        self.commit()
+        """Commit what is pending and let other writers in."""
+        try:
+            self.commit()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the corpus's lock without committing (a no-op once released)."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> CorpusWriter:
         return self
@@ -197,6 +210,32 @@ class CorpusWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
+        else:
+            self.release()
+
+
+def _lock(folder: Path) -> int:
+    """An exclusive lock on ``folder/.writer.lock`` (released by the OS if the process dies).
+
+    Raises
+    ------
+    UserInputError
+        When another process holds it, naming that process.
+    """
+    path = folder / ".writer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise UserInputError(
+            f"{folder} is being written by another process (pid {holder}); wait for it to "
+            "finish, or write to another corpus folder and merge them (mmm-eeg corpus merge)."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _band_stats(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
