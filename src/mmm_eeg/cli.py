@@ -56,9 +56,10 @@ def _quiet_lightning() -> None:
     """
     import lightning  # noqa: F401  (already imported by the training modules)
 
-    logger = logging.getLogger("lightning")
-    logger.setLevel(logging.INFO if _verbose() else logging.WARNING)
-    logger.propagate = False
+    level = logging.INFO if _verbose() else logging.WARNING
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # each sets INFO itself
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("lightning").propagate = False
 
 
 def _flag_hint(err: UserInputError) -> str:
@@ -416,19 +417,34 @@ def preprocess(
         str | None,
         typer.Option(help="Allowed labels, e.g. rest,arithmetic: rows with others are skipped."),
     ] = None,
+    task: Annotated[str | None, typer.Option(help="BIDS inputs: only this task.")] = None,
+    subjects: Annotated[
+        str | None, typer.Option(help="BIDS inputs: only these subjects, e.g. 01,02.")
+    ] = None,
+    label_from: Annotated[
+        str | None,
+        typer.Option(help="BIDS inputs: events:trial_type, or participants:COLUMN."),
+    ] = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from mmm_eeg.corpus.build import build_corpus
+    from mmm_eeg.io.bids import discover_bids, is_bids_root
     from mmm_eeg.io.sources import discover_sources, shard_sources
 
     config = PreprocessConfig(**{k: v for k, v in (options or {}).items() if v is not None})
     allowed = None if labels is None else [x.strip() for x in labels.split(",") if x.strip()]
+    given = [*inputs, *([manifest] if manifest else [])]
+    bids_roots = [p for p in given if is_bids_root(p)]
     sources, skipped = discover_sources(
-        [*inputs, *([manifest] if manifest else [])], events, labels=allowed
+        [p for p in given if p not in bids_roots], events, labels=allowed
     )
+    wanted = None if subjects is None else [s.strip() for s in subjects.split(",") if s.strip()]
+    for root in bids_roots:  # a BIDS dataset: read with mne-bids, sidecars applied
+        found, bad = discover_bids(root, task, wanted, label_from)
+        sources, skipped = sources + found, skipped + bad
     if shard is not None:
         sources = shard_sources(sources, shard)
     if not sources:

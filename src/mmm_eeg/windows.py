@@ -188,9 +188,11 @@ def extract_windows(
         )
     length = round(config.window * sfreq)
     bad, reasons = _window_quality(data, starts, length, config)
-    channel_bad = bad.mean(axis=1) > config.bad_channel_fraction
+    names = [recording.ch_names[mapping.source[n]] for n in nodes]
+    marked = np.array([name in recording.bads for name in names], dtype=bool)
+    channel_bad = (bad.mean(axis=1) > config.bad_channel_fraction) | marked
     absent_channels = {
-        recording.ch_names[mapping.source[nodes[c]]]: _majority_reason(reasons[c])
+        names[c]: "marked bad by the source" if marked[c] else _majority_reason(reasons[c])
         for c in np.flatnonzero(channel_bad)
     }
     if channel_bad.all():

@@ -19,6 +19,7 @@ from typing import Any
 from mmm_eeg.atomic import check_output_folder, write_json
 from mmm_eeg.corpus.writer import CorpusWriter
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.io.bids import read_bids_recording
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.seed import read_seed_features, read_seed_raw
 from mmm_eeg.io.sources import Skipped, SourceFile
@@ -37,7 +38,8 @@ def process_source(
     try:
         if source.path.suffix.lower() == ".mat":
             return source, _seed_windows(source, topology, config), None
-        recording = read_recording(source.path)
+        read = read_bids_recording if source.reader == "bids" else read_recording
+        recording = read(source.path)
         windows = extract_windows(
             recording, topology, config, label=source.label, events=source.events or None
         )

@@ -43,6 +43,9 @@ class Recording:
         Events and labelled spans.
     meta : dict
         Source path, format and anything else worth keeping (subject, session, trial, ...).
+    bads : list of str
+        Channels marked bad by the source (MNE's ``info["bads"]``, BIDS ``status=bad``): they
+        are left out, and reported as absent.
     """
 
     data: np.ndarray
@@ -52,6 +55,7 @@ class Recording:
     positions: dict[str, np.ndarray] = field(default_factory=dict)
     annotations: list[Annotation] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    bads: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data)
@@ -107,6 +111,7 @@ class Recording:
             positions=montage_positions(montage) if montage is not None else {},
             annotations=annotations_from_mne(raw.annotations),
             meta=dict(meta or {}),
+            bads=list(raw.info["bads"]),
         )
 
     @classmethod
@@ -122,6 +127,7 @@ class Recording:
                 ch_types=list(epochs.get_channel_types()),
                 positions=dict(positions),
                 meta={"epoch": i},
+                bads=list(epochs.info["bads"]),
             )
             for i, data in enumerate(epochs.get_data(copy=True))
         ]
@@ -136,6 +142,7 @@ class Recording:
             dict(self.positions),
             list(self.annotations),
             dict(self.meta),
+            list(self.bads),
         )
 
 

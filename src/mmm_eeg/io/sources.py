@@ -52,6 +52,7 @@ class SourceFile:
     label: str | None = None
     events: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    reader: str = "auto"  # "bids": read with mne-bids, sidecars applied
 
     def meta(self) -> dict[str, str]:
         """Index metadata of this file."""
