@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from mmm_eeg.corpus.writer import CorpusWriter
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.bids import read_bids_recording
 from mmm_eeg.io.readers import read_recording
+from mmm_eeg.io.recording import Recording
 from mmm_eeg.io.seed import read_seed_features, read_seed_raw
 from mmm_eeg.io.sources import Skipped, SourceFile
 from mmm_eeg.topology import UnifiedTopology
@@ -34,12 +35,16 @@ Result = tuple[SourceFile, list[tuple[str, dict[str, Any], WindowSet]], str | No
 def process_source(
     source: SourceFile, topology: UnifiedTopology, config: PreprocessConfig
 ) -> Result:
-    """Windows of one source file (several for a SEED .mat), or the reason it failed."""
+    """Windows of one source (several for a SEED .mat), or the reason it failed."""
     try:
-        if source.path.suffix.lower() == ".mat":
+        if source.recording is not None:
+            recording = source.recording
+        elif source.path.suffix.lower() == ".mat":
             return source, _seed_windows(source, topology, config), None
-        read = read_bids_recording if source.reader == "bids" else read_recording
-        recording = read(source.path)
+        elif source.reader == "bids":
+            recording = read_bids_recording(source.path)
+        else:
+            recording = read_recording(source.path)
         windows = extract_windows(
             recording, topology, config, label=source.label, events=source.events or None
         )
@@ -173,6 +178,58 @@ def build_corpus(
     )
     write_json(Path(out) / "report.json", report)
     return report
+
+
+def build_corpus_from_recordings(
+    items: Iterable[tuple[Any, str, str | Mapping[str, str] | None]],
+    out: str | Path,
+    dataset: str = "memory",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Build a corpus from recordings held in memory, with no files in between.
+
+    Parameters
+    ----------
+    items : iterable of (Recording, subject, label or events)
+        Each recording (e.g. ``Recording.from_array(data, sfreq, ch_names, unit=1e-6)``), its
+        subject, and either one label for all its windows, an annotation -> label map (windows
+        labelled from ``recording.annotations``), or None. ``recording.meta["name"]`` names it
+        in the corpus (default: ``SUBJECT/NNNNN``, by position), which is what a rerun resumes
+        by.
+    out : str | path-like
+        Corpus folder (created or extended).
+    dataset : str
+        The ``dataset`` column of these recordings.
+    **kwargs
+        :func:`build_corpus` options (``config``, ``workers``, ``on_progress``, ...).
+
+    Returns
+    -------
+    dict
+        The run's report; an item that is not a ``(Recording, subject, labels)`` triple, or whose
+        recording fails, is skipped and listed there with the reason.
+    """
+    sources, skipped = [], []
+    for i, item in enumerate(items):
+        if not (isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], Recording)):
+            skipped.append(Skipped(f"item {i}", "not a (Recording, subject, label) triple"))
+            continue
+        recording, subject, labels = item
+        name = str(recording.meta.get("name") or f"{subject}/{i:05d}")
+        events = dict(labels) if isinstance(labels, Mapping) else {}
+        sources.append(
+            SourceFile(
+                path=Path(f"<memory>/{dataset}/{name}"),
+                recording_id=f"{dataset}/{name}",
+                dataset=dataset,
+                subject=str(subject),
+                label=None if isinstance(labels, Mapping) else labels,
+                events=events,
+                reader="memory",
+                recording=recording,
+            )
+        )
+    return build_corpus(sources, out, skipped=[*kwargs.pop("skipped", ()), *skipped], **kwargs)
 
 
 def _finished(source: SourceFile, done: set[str]) -> bool:

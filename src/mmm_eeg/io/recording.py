@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.montage import montage_positions
 from mmm_eeg.validation import check_range
 
@@ -95,8 +96,51 @@ class Recording:
         unit: float = 1.0,
         **kwargs: Any,
     ) -> Recording:
-        """Wrap a numpy array; ``unit`` converts to volts (1e-6 for microvolts)."""
-        return cls(np.asarray(data) * unit, float(sfreq), list(ch_names), **kwargs)
+        """Wrap a numpy array of shape (n_channels, n_samples).
+
+        Parameters
+        ----------
+        data : array-like, shape (n_channels, n_samples)
+            The signals.
+        sfreq : float
+            Sampling rate in Hz.
+        ch_names : sequence of str
+            One name per row of ``data``.
+        unit : float
+            What one unit of ``data`` is in volts: 1 for volts, 1e-6 for microvolts.
+        **kwargs
+            Further :class:`Recording` fields (``ch_types``, ``positions``, ``annotations``,
+            ``meta``, ``bads``).
+
+        Raises
+        ------
+        UserInputError
+            For a shape that does not match ``ch_names`` (saying when it looks transposed) and
+            for amplitudes that cannot be EEG in volts (saying which ``unit`` fits).
+        """
+        data = np.asarray(data)
+        names = list(ch_names)
+        if data.ndim != 2:
+            raise UserInputError(
+                f"data must be 2-D (n_channels, n_samples), got shape {data.shape}.",
+                parameter="data",
+            )
+        if data.shape[0] != len(names):
+            hint = " It looks transposed: pass data.T." if data.shape[1] == len(names) else ""
+            raise UserInputError(
+                f"data has {data.shape[0]} rows for {len(names)} channel names; rows must be "
+                f"channels, shape (n_channels, n_samples).{hint}",
+                parameter="data",
+            )
+        volts = data * unit
+        peak = float(np.nanmax(np.abs(volts))) if volts.size else 0.0
+        if peak > 0.01:  # 10 mV: no scalp EEG is that large
+            raise UserInputError(
+                f"data reaches {peak:.3g} V with unit={unit:g}; scalp EEG stays below about "
+                "1e-3 V. Give unit=1e-6 for microvolts (1e-3 for millivolts).",
+                parameter="unit",
+            )
+        return cls(volts, float(sfreq), names, **kwargs)
 
     @classmethod
     def from_raw(cls, raw: Any, meta: dict[str, Any] | None = None) -> Recording:

@@ -27,6 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.recording import natural_key
@@ -53,6 +54,7 @@ class SourceFile:
     events: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
     reader: str = "auto"  # "bids": read with mne-bids, sidecars applied
+    recording: Any = field(default=None, compare=False, repr=False)  # held in memory already
 
     def meta(self) -> dict[str, str]:
         """Index metadata of this file."""
