@@ -4,8 +4,10 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import mne
 import numpy as np
@@ -293,9 +295,8 @@ def test_node_normalisation_on_read_equals_the_normalizer(shared_corpus):
 def test_one_writer_at_a_time(tmp_path):
     topology, config = UnifiedTopology.default(), PreprocessConfig()
     first = CorpusWriter(tmp_path / "c", topology, config)
-    with pytest.raises(
-        UserInputError, match=rf"being written by another process \(pid {os.getpid()}\)"
-    ):
+    holder = rf"host {socket.gethostname()}, pid {os.getpid()}, since 20\d\d-"
+    with pytest.raises(UserInputError, match=rf"being written by another process \({holder}"):
         CorpusWriter(tmp_path / "c", topology, config)
     first.close()
     with CorpusWriter(tmp_path / "c", topology, config) as again:  # free once the first closed
@@ -312,3 +313,25 @@ def test_one_writer_at_a_time(tmp_path):
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
     CorpusWriter(tmp_path / "c", topology, config).release()
+
+
+def test_a_second_preprocess_refuses_or_waits(tmp_path, eeg_data):
+    manifest = eeg_data / "eegmat" / "manifest.csv"
+    out = tmp_path / "c"
+    holder = CorpusWriter(out, UnifiedTopology.default(), PreprocessConfig())  # job one
+    command = [sys.executable, "-m", "mmm_eeg", "preprocess", str(manifest), "--out", str(out)]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 2 and "being written by another process" in refused.stderr
+    assert f"pid {os.getpid()}" in refused.stderr and "--wait" in refused.stderr
+    waiting = subprocess.Popen([*command, "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    assert waiting.poll() is None  # still waiting for job one
+    holder.close()
+    _, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err.decode()[-2000:]
+    sources, _ = discover_sources([manifest])
+    corpus = Corpus(out)
+    assert len(corpus.recordings) == len(sources)
+    assert corpus.index.groupby("recording").size().to_dict() == dict(
+        zip(corpus.recordings["recording"], corpus.recordings["n_windows"], strict=True)
+    )

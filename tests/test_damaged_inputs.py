@@ -152,3 +152,13 @@ def test_manifest_events_columns_with_an_unknown_label(eeg_data):
     assert sources and skipped
     assert all("is not one of the allowed labels" in s.reason for s in skipped)
     assert all(set(s.events.values()) <= {"rest", "left_fist", "right_fist"} for s in sources)
+
+
+def test_refused_inputs_leave_no_corpus_behind(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.edf").write_bytes(b"0" * 23)
+    out = tmp_path / "corpus"
+    result = CliRunner().invoke(app, ["preprocess", str(tmp_path / "in"), "--out", str(out)])
+    assert result.exit_code == 2 and "No window could be extracted" in result.output
+    assert "was not created" in " ".join(result.output.split())
+    assert not out.exists()

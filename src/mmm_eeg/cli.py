@@ -417,6 +417,9 @@ def preprocess(
         str | None,
         typer.Option(help="Allowed labels, e.g. rest,arithmetic: rows with others are skipped."),
     ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="If another job is writing the corpus, wait for it.")
+    ] = False,
     task: Annotated[str | None, typer.Option(help="BIDS inputs: only this task.")] = None,
     subjects: Annotated[
         str | None, typer.Option(help="BIDS inputs: only these subjects, e.g. 01,02.")
@@ -460,7 +463,7 @@ def preprocess(
         task = progress.add_task("preprocessing", total=len(sources))
         report = build_corpus(
             sources, out, config=config, dtype=dtype, workers=workers, skipped=skipped,
-            commit_windows=commit_every,
+            commit_windows=commit_every, wait=wait,
             on_progress=lambda done, total, name: progress.update(
                 task, completed=done, total=total, description=name[:40]
             ),
@@ -478,9 +481,12 @@ def preprocess(
         console.print(f"Channels absent for a whole recording: {report['absent_channels']}")
     for item in report["skipped"]:
         err_console.print(f"[yellow]Skipped[/] {item['reason']}", highlight=False, soft_wrap=True)
-    console.print(f"Report: {out / 'report.json'}")
     if report["corpus_windows"] == 0:
-        raise UserInputError("No window could be extracted from any input; see the reasons above.")
+        raise UserInputError(
+            "No window could be extracted from any input; see the reasons above"
+            + (f" ({out} was not created)." if report.get("removed_empty_corpus") else ".")
+        )
+    console.print(f"Report: {out / 'report.json'}")
 
 
 corpus_app = typer.Typer(help="Inspect or merge feature corpora.", no_args_is_help=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -95,6 +96,7 @@ def build_corpus(
     skipped: Sequence[Skipped] = (),
     on_progress: Callable[[int, int, str], None] | None = None,
     commit_windows: int = 65536,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Preprocess sources into the corpus at ``out``; return (and save) the run's report.
 
@@ -118,15 +120,20 @@ def build_corpus(
         Called as ``on_progress(done, total, name)`` after each file.
     commit_windows : int
         Commit (make durable and visible) once this many windows are pending.
+    wait : bool
+        When another process is writing the corpus, wait for it instead of refusing.
 
     Returns
     -------
     dict
-        recordings, windows, hours, skipped (path and reason), dropped windows by reason.
+        The report (also in ``out/report.json``): recordings, windows, hours, skipped (path
+        and reason), dropped windows by reason. When ``out`` was created by this run and no
+        window was stored, the folder is removed again and the report only returned.
     """
     topology = topology or UnifiedTopology.default()
     config = config or PreprocessConfig()
     check_output_folder(out)
+    new_folder = not Path(out).exists()
     started = time.perf_counter()
     writer = CorpusWriter(
         out,
@@ -134,6 +141,7 @@ def build_corpus(
         config,
         dtype=dtype,
         commit_windows=commit_windows,  # type: ignore[arg-type]
+        wait=wait,
     )
     todo = [s for s in sources if not _finished(s, writer.done)]
     report: dict[str, Any] = {
@@ -176,6 +184,10 @@ def build_corpus(
         dropped_windows=dict(report["dropped_windows"]),
         absent_channels=dict(report["absent_channels"]),
     )
+    if new_folder and writer.meta["n_windows"] == 0:
+        shutil.rmtree(out)  # every input refused: leave no empty corpus behind
+        report["removed_empty_corpus"] = True
+        return report
     write_json(Path(out) / "report.json", report)
     return report
 

@@ -6,7 +6,9 @@ import fcntl
 import json
 import logging
 import os
+import socket
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +43,8 @@ class CorpusWriter:
         Windows per zarr chunk.
     commit_windows : int
         Commit once this many windows are pending (and always on :meth:`close`).
+    wait : bool
+        When another process is writing the corpus, wait for it instead of refusing.
     """
 
     def __init__(
@@ -51,13 +55,14 @@ class CorpusWriter:
         dtype: Literal["float32", "float16"] = "float32",
         chunk_windows: int = 8192,
         commit_windows: int = 65536,
+        wait: bool = False,
     ) -> None:
         import zarr
 
         check_option("dtype", dtype, ("float32", "float16"))
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock: int | None = _lock(self.path)  # one writer per corpus, across processes
+        self._lock: int | None = _lock(self.path, wait)  # one writer per corpus, across processes
         self.commit_windows = commit_windows
         self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
         settings = {
@@ -214,27 +219,37 @@ class CorpusWriter:
             self.release()
 
 
-def _lock(folder: Path) -> int:
-    """An exclusive lock on ``folder/.writer.lock`` (released by the OS if the process dies).
+def _lock(folder: Path, wait: bool = False) -> int:
+    """An exclusive lock on ``folder/.writer.lock``, with the holder's host, pid and start.
+
+    The operating system releases the lock when its process exits or dies, so a lock left by
+    a killed writer is never stale: the next writer takes it over, and the corpus's own commit
+    protocol discards what the killed one left uncommitted. (``flock`` is local to one machine
+    on some network file systems: run one job per corpus folder there, or ``--shard`` + merge.)
 
     Raises
     ------
     UserInputError
-        When another process holds it, naming that process.
+        When another process holds it and ``wait`` is False, naming that process.
     """
     path = folder / ".writer.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise UserInputError(
-            f"{folder} is being written by another process (pid {holder}); wait for it to "
-            "finish, or write to another corpus folder and merge them (mmm-eeg corpus merge)."
-        ) from None
+        holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "an unknown process"
+        if not wait:
+            os.close(fd)
+            raise UserInputError(
+                f"{folder} is being written by another process ({holder}); wait for it "
+                "(--wait), or write to another corpus folder and merge them "
+                "(mmm-eeg corpus merge)."
+            ) from None
+        logger.warning("Waiting for %s to finish writing %s", holder, folder)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    since = datetime.now(UTC).isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    os.pwrite(fd, f"host {socket.gethostname()}, pid {os.getpid()}, since {since}".encode(), 0)
     return fd
 
 
