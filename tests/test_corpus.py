@@ -160,6 +160,7 @@ def test_killed_writer_leaves_readers_a_committed_state(tmp_path, eeg_data):
     reader = Corpus(tmp_path / "c")
     assert len(reader) == committed and len(reader.index) == committed
     assert not (reader.features[:] == 99.0).any()
+    writer.release()  # its process dies: the OS drops the lock with it
     resumed = CorpusWriter(tmp_path / "c", TOPO, PreprocessConfig(), chunk_windows=50)
     assert resumed.features.shape[0] == committed and resumed.done == {"r0", "r1"}
     assert not (tmp_path / "c" / "index" / "part-00001.parquet").exists()
@@ -173,6 +174,7 @@ def test_settings_cannot_change_and_newer_versions_are_refused(tmp_path, eeg_dat
     _small_corpus(tmp_path, eeg_data, n=1).close()
     with pytest.raises(UserInputError, match="other preprocessing"):
         CorpusWriter(tmp_path / "c", TOPO, PreprocessConfig(window=2.0))
+    CorpusWriter(tmp_path / "c", TOPO, PreprocessConfig()).close()  # the refusal kept no lock
     meta = json.loads((tmp_path / "c" / "corpus.json").read_text())
     (tmp_path / "c" / "corpus.json").write_text(json.dumps({**meta, "version": 99}))
     with pytest.raises(CorpusFormatError, match="newer mmm-eeg"):

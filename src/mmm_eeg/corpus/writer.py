@@ -57,14 +57,24 @@ class CorpusWriter:
         commit_windows: int = 65536,
         wait: bool = False,
     ) -> None:
-        import zarr
-
         check_option("dtype", dtype, ("float32", "float16"))
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock: int | None = _lock(self.path, wait)  # one writer per corpus, across processes
         self.commit_windows = commit_windows
         self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
+        try:
+            self._open(topology, config, dtype, chunk_windows)
+        except BaseException:
+            self.release()  # a refused corpus stays free for others
+            raise
+
+    def _open(
+        self, topology: UnifiedTopology, config: PreprocessConfig, dtype: str, chunk_windows: int
+    ) -> None:
+        """Open the corpus (checking its settings), or create it."""
+        import zarr
+
         settings = {
             "topology": topology.to_config(),
             "preprocessing": config.to_dict(),
