@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as scipy_fft
-from scipy.signal import butter, sosfiltfilt
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.validation import check_option, check_range
@@ -196,6 +195,8 @@ def _de_fft(data, sfreq, bands, length, hop, n_windows, chunk_windows):
 
 
 def _de_filter(data, sfreq, bands, length, starts, chunk_windows):
+    from scipy.signal import butter, sosfiltfilt  # only this method needs scipy.signal
+
     sos = [butter(4, [lo, hi], btype="bandpass", fs=sfreq, output="sos") for _, lo, hi in bands]
     pad = int(_FILTER_PAD_S * sfreq)
     for w0 in range(0, len(starts), chunk_windows):

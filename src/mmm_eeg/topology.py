@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
 
 from mmm_eeg.channels import clean_name
 from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM, ChannelMapping, map_channels
@@ -29,8 +28,12 @@ from mmm_eeg.montage import template_position
 
 
 def dense_rank(values: np.ndarray) -> np.ndarray:
-    """Dense rank (0, 1, 2, ...) of each value; equal values share a rank."""
-    return rankdata(np.asarray(values), method="dense").astype(np.int64) - 1
+    """Dense rank (0, 1, 2, ...) of each value; equal values share a rank.
+
+    ``scipy.stats.rankdata(values, method="dense") - 1``, computed with numpy: the index of
+    each value among the sorted distinct values (and no scipy.stats import at start-up).
+    """
+    return np.unique(np.asarray(values), return_inverse=True)[1].astype(np.int64).reshape(-1)
 
 
 class UnifiedTopology:
