@@ -337,3 +337,20 @@ def test_a_second_preprocess_refuses_or_waits(tmp_path, eeg_data):
     assert corpus.index.groupby("recording").size().to_dict() == dict(
         zip(corpus.recordings["recording"], corpus.recordings["n_windows"], strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"index_parts": ["../../etc/passwd"]}, "index_parts must list files inside"),
+        ({"recording_parts": ["/abs/part.parquet"]}, "recording_parts must list files inside"),
+        ({"n_windows": -1}, "n_windows must be a non-negative integer"),
+        ({"stores": [{"path": "../x.zarr", "n_windows": 1}]}, "a store entry is malformed"),
+    ],
+)
+def test_crafted_corpus_descriptions_are_refused(tmp_path, change, message):
+    CorpusWriter(tmp_path / "c", UnifiedTopology.default(), PreprocessConfig()).close()
+    meta = json.loads((tmp_path / "c" / "corpus.json").read_text())
+    (tmp_path / "c" / "corpus.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(CorpusFormatError, match=message):
+        Corpus(tmp_path / "c")

@@ -367,3 +367,21 @@ def test_convert_cli_round_trip(tmp_path, checkpoint_path):
         assert torch.equal(back[key], value)
     result = runner.invoke(app, ["convert", str(tmp_path / "nope.pt"), str(tmp_path / "x")])
     assert result.exit_code == 2 and "no such checkpoint file" in result.output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dim": 10**9}, r"'dim' parameter: 1000000000; it must be in \[1, 8192\]"),
+        ({"depth": "6"}, "'depth' parameter must be int, got str"),
+        ({"heads": 5}, "heads=5 does not divide dim=16"),
+        ({"surprise": 1}, r"unknown keys \['surprise'\]"),
+        ({"topology": {"name": "x"}}, "malformed model config"),
+    ],
+)
+def test_crafted_configs_are_refused(tmp_path, change, message):
+    small_encoder().save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(UserInputError, match=message):
+        MMMEncoder.from_pretrained(tmp_path / "m")

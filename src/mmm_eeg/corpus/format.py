@@ -59,7 +59,38 @@ def read_meta(path: Path) -> dict[str, Any]:
             f"{path} was written by a newer mmm-eeg (corpus format {meta['version']}, this "
             f"version reads up to {VERSION}). Upgrade mmm-eeg."
         )
+    _check_meta(meta, meta_path)
     return meta
+
+
+def _check_meta(meta: Mapping[str, Any], where: Path) -> None:
+    """Corpora are shared: a crafted corpus.json must never reach a path or an array shape."""
+    count = meta.get("n_windows")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise CorpusFormatError(
+            f"{where}: n_windows must be a non-negative integer, got {count!r}."
+        )
+    for key, folder in (("index_parts", "index"), ("recording_parts", "recordings")):
+        parts = meta.get(key)
+        if not isinstance(parts, list) or not all(_inside(p, folder) for p in parts):
+            raise CorpusFormatError(
+                f"{where}: {key} must list files inside the corpus's {folder}/ folder; "
+                f"got {parts!r}. The corpus is damaged or not from mmm-eeg."
+            )
+    for store in meta.get("stores") or []:
+        n = store.get("n_windows") if isinstance(store, Mapping) else None
+        if not (_inside(store.get("path"), None) and isinstance(n, int) and n >= 0):
+            raise CorpusFormatError(f"{where}: a store entry is malformed: {store!r}.")
+
+
+def _inside(relative: Any, folder: str | None) -> bool:
+    """Whether ``relative`` is a plain relative path (inside ``folder``/ when given)."""
+    if not isinstance(relative, str) or not relative:
+        return False
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or ".." in parts:
+        return False
+    return folder is None or (len(parts) == 2 and parts[0] == folder)
 
 
 def corpus_settings(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from torch import nn
 from mmm_eeg.model.encoder import MMMEncoder
 from mmm_eeg.model.layers import Block
 from mmm_eeg.model.pos_embed import position_encoding
-from mmm_eeg.model.pretrained import PretrainedMixin
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
@@ -108,5 +108,6 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> MMMAutoencoder:
+        check_config(config, {"decoder_depth": (int, 1, 256)})
         encoder = MMMEncoder._from_config(config["encoder"])
         return cls(encoder, config["decoder_depth"], config["head"], config["loss_on"])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mmm_eeg.model.encoder import MMMEncoder
-from mmm_eeg.model.pretrained import PretrainedMixin
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 
 
 class MMMClassifier(PretrainedMixin, nn.Module):
@@ -109,6 +109,8 @@ class MMMClassifier(PretrainedMixin, nn.Module):
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> MMMClassifier:
+        check_config(config, {"n_outputs": (int, 2, 1_000_000), "hidden": (int, 1, 1_000_000),
+                              "dropout": ((int, float), 0, 1)})  # fmt: skip
         encoder = MMMEncoder._from_config(config["encoder"])
         keys = ("n_outputs", "hidden", "dropout", "freeze_encoder", "ch_names", "label_names")
         return cls(encoder, **{k: config[k] for k in keys})

@@ -7,9 +7,10 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pos_embed import PositionKind, position_encoding
-from mmm_eeg.model.pretrained import PretrainedMixin
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option, check_range
 
@@ -203,6 +204,13 @@ class MMMEncoder(PretrainedMixin, nn.Module):
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> MMMEncoder:
+        limits = {"dim": (int, 1, 8192), "depth": (int, 1, 256), "heads": (int, 1, 512),
+                  "mlp_ratio": ((int, float), 0.01, 64), "in_features": (int, 1, 4096)}  # fmt: skip
+        check_config(config, limits)
+        if config["dim"] % config["heads"]:
+            raise UserInputError(
+                f"config heads={config['heads']} does not divide dim={config['dim']}."
+            )
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
                                          "pos_encoding", "absent", "block")}  # fmt: skip
         return cls(topology=UnifiedTopology.from_config(config["topology"]), **kwargs)

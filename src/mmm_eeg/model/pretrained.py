@@ -15,7 +15,10 @@ from safetensors.torch import load_file, save_file
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.validation import check_range, check_type
 
+#: Keys every config.json has besides the model's own ``config()``.
+_OWN_KEYS = {"model", "library_version", "metadata", "feature_spec"}
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -105,7 +108,18 @@ class PretrainedMixin:
                 f"{directory} holds a {config.get('model')!r}, not a {cls.__name__}; load it "
                 f"with {config.get('model')}.from_pretrained."
             )
-        model = cls._from_config(config)
+        try:
+            model = cls._from_config(config)
+        except UserInputError as err:
+            raise UserInputError(f"{config_path}: {err}") from err
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise UserInputError(
+                f"{config_path}: malformed model config ({type(err).__name__}: {err}); the file "
+                "was edited or is not from mmm-eeg."
+            ) from err
+        unknown = sorted(set(config) - _OWN_KEYS - set(model.config()))
+        if unknown:
+            raise UserInputError(f"{config_path}: unknown keys {unknown}; not an mmm-eeg config.")
         if config.get("feature_spec"):
             model.feature_spec = FeatureSpec.from_dict(config["feature_spec"])
             if isinstance(getattr(model, "encoder", None), PretrainedMixin):
@@ -128,3 +142,23 @@ def _library_version() -> str:
         return version("mmm-eeg")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "0.0.0"
+
+
+def check_config(
+    config: dict[str, Any], limits: dict[str, tuple[type | tuple, float, float]]
+) -> None:
+    """Check types and ranges of config values read from disk, before they size any tensor.
+
+    ``limits`` maps a key to (types, low, high); a crafted or damaged config.json is refused
+    with the key, its value and the allowed range.
+    """
+    for key, (types, low, high) in limits.items():
+        if key not in config:
+            raise UserInputError(f"config lacks {key!r}.")
+        value = config[key]
+        if isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        ):
+            raise UserInputError(f"config {key!r} must be a number, got {value!r}.")
+        check_type(key, value, types)
+        check_range(key, value, low=low, high=high)
