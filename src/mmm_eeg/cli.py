@@ -678,6 +678,22 @@ def predict(
 
 @app.command()
 @_user_errors
+def export(
+    model: Annotated[
+        str, typer.Argument(help="A model: classifier or encoder directory, run, or a name.")
+    ],
+    onnx: Annotated[Path, typer.Option("--onnx", help="The .onnx file to write.")],
+) -> None:
+    """Export a model to ONNX, its input contract in the file's metadata."""
+    from mmm_eeg.export import export_onnx
+    from mmm_eeg.inference import load_model
+
+    export_onnx(load_model(model), onnx)
+    console.print(f"Wrote {onnx} (inputs x, present; metadata: feature_spec)", highlight=False)
+
+
+@app.command()
+@_user_errors
 def reproduce(
     dataset: Annotated[str, typer.Argument(help="seed or seed-iv")],
     data: Annotated[Path, typer.Option("--data", help="The official dataset folder.")],

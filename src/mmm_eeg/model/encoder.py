@@ -124,13 +124,15 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             if present.shape != x.shape[:2]:
                 raise ValueError(f"present must have shape {tuple(x.shape[:2])}.")
             absent = ~present
-            if not present.any(dim=1).all():
+            # Traced for export (ONNX, torch.export): no branch may depend on the data.
+            tracing = torch.compiler.is_compiling()
+            if not tracing and not present.any(dim=1).all():
                 raise ValueError("A sample has no present node; drop it before the encoder.")
             if self.absent == "noise":
                 x = torch.where(absent[..., None], torch.randn_like(x), x)
             else:
                 x = x.masked_fill(absent[..., None], 0.0)
-            if self.absent == "exclude" and absent.any():
+            if self.absent == "exclude" and (tracing or absent.any()):
                 keys = torch.zeros(x.shape[0], self.n_tokens, dtype=torch.bool, device=x.device)
                 keys[:, :n] = absent
                 blocked = blocked | keys[:, None, :]
