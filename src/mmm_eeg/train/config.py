@@ -62,7 +62,29 @@ class TrainerConfig:
 
 
 @dataclass
-class PretrainConfig(TrainerConfig):
+class EncoderConfig:
+    """The encoder a run builds (or the size of a scratch one), for both trainings.
+
+    Parameters
+    ----------
+    dim : int
+        Model width (16 in the paper, 64 in the released checkpoint).
+    depth : int
+        Encoder blocks.
+    heads : int
+        Attention heads.
+    absent : str
+        Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
+    """
+
+    dim: int = 64
+    depth: int = 6
+    heads: int = 8
+    absent: str = "exclude"
+
+
+@dataclass
+class PretrainConfig(TrainerConfig, EncoderConfig):
     """MMM pretraining (defaults: the paper's recipe at our width).
 
     Parameters
@@ -77,16 +99,8 @@ class PretrainConfig(TrainerConfig):
         AdamW weight decay.
     warmup_fraction : float
         Share of the steps spent warming up.
-    dim : int
-        Model width (16 in the paper, 64 in the released checkpoint).
-    depth : int
-        Encoder blocks.
     decoder_depth : int
         Decoder blocks.
-    heads : int
-        Attention heads.
-    absent : str
-        Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
     init : str | None
         Start from weights: a PhysioPro .pt, a model dir or a run dir.
     val_fraction : float
@@ -114,11 +128,7 @@ class PretrainConfig(TrainerConfig):
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.05
-    dim: int = 64
-    depth: int = 6
     decoder_depth: int = 6
-    heads: int = 8
-    absent: str = "exclude"
     init: str | None = None
     val_fraction: float = 0.1
     mask_mode: Literal["cycle", "mix"] = "cycle"
@@ -140,7 +150,7 @@ class PretrainConfig(TrainerConfig):
 
 
 @dataclass
-class FinetuneConfig(TrainerConfig):
+class FinetuneConfig(TrainerConfig, EncoderConfig):
     """Fine-tuning and its evaluation protocol.
 
     Parameters
@@ -179,14 +189,6 @@ class FinetuneConfig(TrainerConfig):
         Hidden width of the head.
     dropout : float
         Dropout before the head's last layer.
-    dim : int
-        Width of a scratch encoder.
-    depth : int
-        Depth of a scratch encoder.
-    heads : int
-        Attention heads of a scratch encoder.
-    absent : str
-        Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
     channel_dropout : float
         Probability that a training window loses a random set of its channels.
     channel_dropout_min : int
@@ -210,10 +212,6 @@ class FinetuneConfig(TrainerConfig):
     class_weights: Literal["balanced"] | None = None
     hidden: int = 64
     dropout: float = 0.1
-    dim: int = 64
-    depth: int = 6
-    heads: int = 8
-    absent: str = "exclude"
     channel_dropout: float = 0.0
     channel_dropout_min: int = 1
 
