@@ -53,6 +53,13 @@ def test_released_weights_are_found_and_refused_when_wrong(checkpoint_path, tmp_
     encoder = create_model("mmm_base_tuh", pretrained=True)
     assert encoder.load_report["initialised"] == ["pos_embed", "region_tokens"]
     assert encoder.feature_spec.normalize == "subject" and encoder.absent == "noise"
+    model = MMMModel(encoder)
+    x = (np.random.default_rng(0).normal(scale=1e-5, size=(19, 5000)), [
+        "Fp1", "Fp2", "F3", "F4", "F7", "F8", "T7", "T8", "C3", "C4", "P7", "P8", "P3", "P4",
+        "O1", "O2", "Fz", "Cz", "Pz"], 500.0)  # fmt: skip
+    state = torch.random.get_rng_state()
+    np.testing.assert_array_equal(model.embed(x), model.embed(x))  # noise drawn from a fixed seed
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator untouched
     reference = torch.load(checkpoint_path, weights_only=True)
     key = "blocks.0.attn.in_proj_weight"
     torch.testing.assert_close(encoder.state_dict()[key], reference[f"network.{key}"])

@@ -9,8 +9,9 @@ standardisation.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,20 @@ logger = logging.getLogger(__name__)
 
 #: What ``embed``, ``predict`` and ``predict_proba`` read.
 EEGData = Any  # mne.io.BaseRaw | mne.BaseEpochs | Recording | (array, ch_names, sfreq)
+
+
+def _seeded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` with torch's generator seeded, then restore the caller's state: an
+    encoder that fills absent nodes with noise (``absent="noise"``, the released model's policy)
+    gives the same output for the same input on every call."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class MMMModel:
@@ -151,6 +166,7 @@ class MMMModel:
     # -- outputs --------------------------------------------------------------------------------
 
     @torch.no_grad()
+    @_seeded
     def embed(
         self,
         data: EEGData,
@@ -198,6 +214,7 @@ class MMMModel:
         return (np.concatenate(out), windows) if return_windows else np.concatenate(out)
 
     @torch.no_grad()
+    @_seeded
     def predict_proba(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
         """Class probabilities per window: ``start_s`` (``epoch``), one column per class."""
         self._require_classifier()
