@@ -1,4 +1,4 @@
-"""Corpus throughput: write, then shuffled batches of 512, on millions of synthetic windows.
+"""Corpus throughput: synthetic write/read at scale, and ``preprocess`` against a bare MNE read.
 
 Synthetic windows look like DE features on the 62-node topology (per-band levels plus noise,
 float32; present masks of 19, 59 or 4 nodes, as the three real montages). Two corpora, a large
@@ -6,14 +6,23 @@ one and one a tenth of its size, are written with :class:`CorpusWriter` and read
 :meth:`Corpus.iter_batches` (one process): write and read rates, peak allocations while reading
 (tracemalloc; flat in corpus size is the goal), and bytes on disk per window.
 
+Second part, on the real recordings (``--data``, default ``../shared/eeg``): the whole-process
+``mmm-eeg preprocess`` of the eegmat folder (one worker) and of the eegmmidb folder (two workers)
+against reading the same files with MNE alone in a fresh process, and the command's start-up
+(``mmm-eeg --help``) against a bare ``python -c pass``; each pair runs interleaved, 3 times,
+medians reported.
+
     .venv/bin/python bench/corpus.py                 # 5 M windows, about 2-3 minutes
+    .venv/bin/python bench/corpus.py --preprocess-only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +86,56 @@ def read(path: Path, max_windows: int, batch_size: int = 512) -> dict:
             "read_windows_per_s": seen / seconds, "read_peak_mb": peak / 2**20}  # fmt: skip
 
 
+def _wall(command: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def preprocess_vs_read(data: Path, repeats: int = 3) -> list[dict]:
+    """Whole-process preprocess against a bare MNE read of the same files; start-up."""
+    cli = [sys.executable, "-m", "mmm_eeg"]
+    rows = []
+    cases = [("eegmat", data / "eegmat", 1), ("eegmmidb", data / "eegmmidb", 2)]
+    for name, folder, workers in cases:
+        files = sorted(str(p) for p in folder.rglob("*.edf"))
+        read = [sys.executable, "-c", "import sys, mne\nfor f in sys.argv[1:]: "
+                "mne.io.read_raw_edf(f, preload=True, verbose='error')", *files]  # fmt: skip
+        times = {"read": [], "preprocess": []}
+        for _ in range(repeats):
+            times["read"].append(_wall(read))
+            with tempfile.TemporaryDirectory() as tmp:
+                job = [*cli, "preprocess", str(folder), "--out", f"{tmp}/c", "--workers"]
+                times["preprocess"].append(_wall([*job, str(workers)]))
+        rows.append({"case": f"{name}: {len(files)} EDF files, --workers {workers}",
+                     **{k: float(np.median(v)) for k, v in times.items()}})  # fmt: skip
+    start = {"bare python": [], "mmm-eeg --help": []}
+    for _ in range(repeats):
+        start["bare python"].append(_wall([sys.executable, "-c", "pass"]))
+        start["mmm-eeg --help"].append(_wall([*cli, "--help"]))
+    rows.append({"case": "start-up", "read": float(np.median(start["bare python"])),
+                 "preprocess": float(np.median(start["mmm-eeg --help"]))})  # fmt: skip
+    return rows
+
+
+def preprocess_markdown(result: dict) -> str:
+    lines = [
+        f"Measured {result['date']} with `{result['command'].strip()}` ({os.cpu_count()} cores; "
+        "wall time of whole processes, median of 3, interleaved).",
+        "",
+        "| case | MNE read alone (s) | mmm-eeg (s) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['case']} | {row['read']:.2f} | {row['preprocess']:.2f} "
+            f"| {row['preprocess'] / row['read']:.1f}x |"
+        )
+    lines.append("")
+    lines.append("The start-up row: `python -c pass` against `mmm-eeg --help`.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=5_000_000)
@@ -84,7 +143,19 @@ def main() -> None:
     parser.add_argument("--read-windows", type=int, default=2_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "corpus.json")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "eeg")
+    parser.add_argument("--preprocess-only", action="store_true")
     args = parser.parse_args()
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    command = "python bench/corpus.py " + " ".join(sys.argv[1:])
+    real = {"date": date, "command": command, "rows": preprocess_vs_read(args.data)}
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench" / "results" / "preprocess.json").write_text(json.dumps(real, indent=2) + "\n")
+    print(preprocess_markdown(real))
+    if not args.no_docs:
+        update_benchmarks_md("preprocess", preprocess_markdown(real))
+    if args.preprocess_only:
+        return
     rows = []
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         for windows in (args.windows // 10, args.windows):

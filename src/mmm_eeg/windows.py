@@ -16,6 +16,7 @@ result). Steps for a :class:`~mmm_eeg.io.Recording`:
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -285,12 +286,18 @@ def _window_quality(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(channels, windows) bad flags and reason codes: 0 ok, 1 non-finite, 2 flat, 3 amplitude."""
     views = sliding_window_view(data, length, axis=1)[:, starts]
-    finite = np.isfinite(views).all(axis=-1)
+    if np.isfinite(data).all():  # the usual case: plain extrema, no masked copies
+        finite = np.ones(views.shape[:2], dtype=bool)
+        high, low = views.max(axis=-1), views.min(axis=-1)
+    else:
+        finite = np.isfinite(views).all(axis=-1)
+        clean = np.where(np.isfinite(views), views, np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: flagged below
+            high, low = np.nanmax(clean, axis=-1), np.nanmin(clean, axis=-1)
     with np.errstate(invalid="ignore"):
-        ptp = np.nanmax(np.where(np.isfinite(views), views, np.nan), axis=-1) - np.nanmin(
-            np.where(np.isfinite(views), views, np.nan), axis=-1
-        )
-        peak = np.nanmax(np.abs(np.where(np.isfinite(views), views, np.nan)), axis=-1)
+        ptp = high - low
+        peak = np.maximum(np.abs(high), np.abs(low))
     reasons = np.zeros(finite.shape, dtype=np.int8)
     if config.max_amplitude_uv is not None:
         reasons[peak > config.max_amplitude_uv * 1e-6] = 3

@@ -23,14 +23,16 @@ trials / windows of the training part), never from the test fold; the test fold 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-import pandas as pd
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.recording import natural_key
 from mmm_eeg.validation import check_option, check_range
+
+if TYPE_CHECKING:  # pandas is imported where used: the command line starts faster
+    import pandas as pd
 
 #: Evaluation protocols (see :func:`make_folds`).
 Protocol = Literal[
@@ -171,6 +173,8 @@ def _seed_folds(index: pd.DataFrame, rows: np.ndarray, protocol: str) -> list[Fo
             "built by `mmm-eeg preprocess` from the official folders have one)."
         )
     n_train, n_total = SEED_SPLIT[protocol]
+    import pandas as pd
+
     trial = pd.to_numeric(index["trial"].to_numpy()[rows], errors="coerce")
     source_file = index["recording"].astype(str).str.split("#").str[0].to_numpy()
     key = source_file[rows]  # one SEED file = one subject's session
@@ -207,7 +211,7 @@ def _seed_folds(index: pd.DataFrame, rows: np.ndarray, protocol: str) -> list[Fo
 def _time_split(index: pd.DataFrame, rows: np.ndarray, name: str = "time-split") -> Fold:
     recordings = index["recording"].to_numpy()[rows]
     train, val, test = [], [], []
-    for rec in pd.unique(recordings):
+    for rec in dict.fromkeys(recordings):  # first-seen order
         mine = rows[recordings == rec]
         mine = mine[np.argsort(index["start_s"].to_numpy()[mine], kind="stable")]
         cut = round(0.8 * len(mine))
@@ -232,7 +236,7 @@ def _time_blocked(
     starts = index["start_s"].to_numpy()
     block = np.full(len(rows), -1)
     position = np.zeros(len(rows), dtype=int)
-    for rec in pd.unique(recordings):
+    for rec in dict.fromkeys(recordings):  # first-seen order
         mine = np.flatnonzero(recordings == rec)
         mine = mine[np.argsort(starts[rows[mine]], kind="stable")]
         if len(mine) < k * (2 * gap + 1):
@@ -245,7 +249,7 @@ def _time_blocked(
     folds = []
     for j in range(k):
         near = np.zeros(len(rows), dtype=bool)  # within `gap` windows of the test block
-        for rec in pd.unique(recordings):
+        for rec in dict.fromkeys(recordings):  # first-seen order
             mine = recordings == rec
             test_pos = position[mine & (block == j)]
             lo, hi = test_pos.min() - gap, test_pos.max() + gap
