@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -156,3 +157,20 @@ def test_symlinks_planted_in_output_folders_are_refused(tmp_path, eeg_data):
 
     (run / "plots").unlink()
     assert check_output_folder(run) == run
+
+
+def test_two_real_preprocess_jobs_on_one_corpus(tmp_path, eeg_data, reference):
+    """Two processes start on the same output: one writes, the other waits (--wait), and the
+    corpus ends complete and consistent: every recording once, identical to a clean build."""
+    manifest = eeg_data / "eegmat" / "manifest.csv"
+    out = tmp_path / "corpus"
+    first = subprocess.Popen([*_preprocess(manifest, out), "--wait"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(0.5)
+    second = subprocess.Popen([*_preprocess(manifest, out), "--wait"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    waited = ["Waiting for host" in err for _, err in outputs]
+    assert waited.count(True) == 1, outputs  # they overlapped, and one waited for the other
+    assert checksums(out) == reference
