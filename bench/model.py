@@ -119,6 +119,9 @@ def onnx_encoders(encoder: MMMEncoder, folder: Path) -> dict:
     for threads in (1, 2):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # onnxruntime's threads spin after each run by default, taking the cores from the
+        # contender timed next; without spinning the rows measure each runtime, not the mix.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), options)
 
         def run(x: torch.Tensor, session=session) -> None:
