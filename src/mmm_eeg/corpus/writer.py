@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -24,6 +23,11 @@ from mmm_eeg.validation import check_option
 from mmm_eeg.windows import PreprocessConfig, WindowSet
 
 logger = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: one writer per corpus is then the user's to keep
+    fcntl = None  # type: ignore[assignment]
 
 
 class CorpusWriter:
@@ -229,7 +233,7 @@ class CorpusWriter:
             self.release()
 
 
-def _lock(folder: Path, wait: bool = False) -> int:
+def _lock(folder: Path, wait: bool = False) -> int | None:
     """An exclusive lock on ``folder/.writer.lock``, with the holder's host, pid and start.
 
     The operating system releases the lock when its process exits or dies, so a lock left by
@@ -242,6 +246,9 @@ def _lock(folder: Path, wait: bool = False) -> int:
     UserInputError
         When another process holds it and ``wait`` is False, naming that process.
     """
+    if fcntl is None:
+        logger.warning("No file locks on this system: run one writer per corpus at a time.")
+        return None
     path = folder / ".writer.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
