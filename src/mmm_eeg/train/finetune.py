@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
-from torchmetrics.classification import MulticlassRecall
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.corpus import Corpus
@@ -27,7 +27,11 @@ from mmm_eeg.model import MMMClassifier, channel_dropout
 from mmm_eeg.model.loading import load_encoder
 from mmm_eeg.train.config import FinetuneConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
-from mmm_eeg.train.metrics import classification_metrics, per_subject_balanced_accuracy
+from mmm_eeg.train.metrics import (
+    balanced_accuracy,
+    classification_metrics,
+    per_subject_balanced_accuracy,
+)
 from mmm_eeg.train.plots import finetune_plots
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
@@ -51,9 +55,9 @@ class FinetuneModule(L.LightningModule):
         self.save_hyperparameters({"config": asdict(config)})
         self.classifier, self.config = classifier, config
         self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
-        # Balanced accuracy is the mean recall over classes; torchmetrics gathers its counts
-        # from every rank under DDP, so selection and early stopping see the whole split.
-        self.val_balanced_accuracy = MulticlassRecall(classifier.n_outputs, average="macro")
+        # The confusion matrix is gathered from every rank under DDP (torchmetrics), so
+        # selection and early stopping see the whole validation split.
+        self.val_confusion = MulticlassConfusionMatrix(classifier.n_outputs)
         # The encoder weights that train at all (the reference's unused norms never do).
         self._encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
 
@@ -78,8 +82,11 @@ class FinetuneModule(L.LightningModule):
         x, present, y = batch
         logits = self.classifier(x, present)
         self.log("val_loss", self.loss_fn(logits, y), sync_dist=True)
-        self.val_balanced_accuracy.update(logits, y)
-        self.log("val_balanced_accuracy", self.val_balanced_accuracy, on_epoch=True)
+        self.val_confusion.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val_balanced_accuracy", balanced_accuracy(self.val_confusion.compute()))
+        self.val_confusion.reset()
 
     def on_train_epoch_start(self) -> None:
         if self.config.freeze_epochs:  # AdamW skips weights without a gradient

@@ -45,3 +45,12 @@ def per_subject_balanced_accuracy(
         str(s): float(balanced_accuracy_score(y_true[subjects == s], y_pred[subjects == s]))
         for s in np.unique(subjects.astype(str))
     }
+
+
+def balanced_accuracy(confusion: Any) -> float:
+    """Balanced accuracy from a confusion matrix (rows: true class), as scikit-learn defines it:
+    the mean recall over the classes present in the truth (absent ones are left out)."""
+    confusion = np.asarray(confusion.cpu() if hasattr(confusion, "cpu") else confusion, float)
+    support = confusion.sum(axis=1)
+    present = support > 0
+    return float((np.diag(confusion)[present] / support[present]).mean()) if present.any() else 0.0
