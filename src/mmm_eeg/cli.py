@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import MISSING, fields
@@ -690,6 +691,40 @@ def export(
 
     export_onnx(load_model(model), onnx)
     console.print(f"Wrote {onnx} (inputs x, present; metadata: feature_spec)", highlight=False)
+
+
+@app.command()
+@_user_errors
+def stream(
+    model: Annotated[str, typer.Argument(help="A fine-tuned classifier directory.")],
+    name: Annotated[str, typer.Option("--stream", help="The LSL stream's name.")],
+    duration: Annotated[float, typer.Option(help="Seconds to decode.")] = 60.0,
+    step: Annotated[float, typer.Option(help="Seconds between decoded windows.")] = 0.25,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV of per-window probabilities.")
+    ] = None,
+) -> None:
+    """Decode a live Lab Streaming Layer stream (a headset, any montage) with a classifier."""
+    from rich.live import Live
+
+    from mmm_eeg.inference import load_model
+    from mmm_eeg.online import decode_stream
+
+    started = time.monotonic()
+    with Live(console=console, transient=False) as live:
+
+        def show(row: dict[str, Any]) -> None:
+            shown = len(rows) + 1
+            rate = shown / max(time.monotonic() - started, 1e-9)
+            live.update(
+                f"window {shown} | {rate:.1f} windows/s | latency {row['latency_ms']:.1f} ms | "
+                f"last: {row['label']} ({row[row['label']]:.2f})"
+            )
+            rows.append(row)
+
+        rows: list[dict[str, Any]] = []
+        decode_stream(load_model(model), name, duration, step, out, on_prediction=show)
+    console.print(f"Decoded {len(rows)} windows" + (f"; predictions in {out}" if out else "."))
 
 
 @app.command()

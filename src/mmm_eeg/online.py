@@ -1,0 +1,190 @@
+"""Live decoding: a trained classifier on a sliding window of a stream (LSL or any source).
+
+:class:`OnlineDecoder` turns one window of raw EEG into class probabilities with the model's
+input contract: the same DE, the channel mapping decided once, and standardisation with
+**running statistics** (the moments of every window seen so far, including the current one).
+Running statistics need no calibration phase and converge to the recording's own statistics,
+which is what the offline route (``MMMModel.predict``) uses; give ``statistics`` (for instance
+from a calibration recording of the same person) to use fixed ones instead.
+
+:func:`decode_stream` runs the loop on a Lab Streaming Layer stream with MNE-LSL.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.features import differential_entropy
+from mmm_eeg.inference import MMMModel
+from mmm_eeg.normalization import node_moments, standardize
+
+logger = logging.getLogger(__name__)
+
+
+class OnlineDecoder:
+    """Class probabilities of single windows of a live recording.
+
+    Parameters
+    ----------
+    model : MMMModel
+        A classifier (``load_model`` of a fine-tuned model).
+    ch_names : sequence of str
+        The stream's channel names; mapped onto the topology once.
+    sfreq : float
+        The stream's sampling rate.
+    statistics : (mean, std) | None
+        Fixed standardisation statistics (shapes as ``Normalizer.statistics`` returns); None:
+        running statistics.
+    """
+
+    def __init__(
+        self,
+        model: MMMModel,
+        ch_names: Sequence[str],
+        sfreq: float,
+        statistics: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        model._require_classifier()
+        config = model.spec.preprocessing
+        if config.resample is not None and config.resample != sfreq:
+            raise UserInputError(
+                f"The model reads EEG resampled to {config.resample:g} Hz; the stream runs at "
+                f"{sfreq:g} Hz. Resample the stream at its source.",
+                parameter="sfreq",
+            )
+        self.model, self.sfreq, self.statistics = model, float(sfreq), statistics
+        topology = model.encoder.topology
+        mapping = topology.map_channels(list(ch_names), on_unknown="drop")  # raises if none map
+        self.nodes = np.flatnonzero(mapping.present)
+        self.channels = mapping.source[self.nodes]
+        self.window_samples = round(config.window * self.sfreq)
+        self._moments: list[np.ndarray] | None = None
+
+    def probabilities(self, window: np.ndarray) -> np.ndarray:
+        """Class probabilities (n_classes,) of one window (n_channels, window_samples), volts."""
+        config = self.model.spec.preprocessing
+        window = np.asarray(window, dtype=np.float64)
+        if window.shape[1] != self.window_samples:
+            raise ValueError(f"A window has {self.window_samples} samples, got {window.shape[1]}.")
+        data = window[self.channels]
+        if config.reference == "average":
+            data = data - data.mean(axis=0, keepdims=True)
+        de = differential_entropy(
+            data, self.sfreq, config.bands, config.window, method=config.method
+        )[0]
+        topology = self.model.encoder.topology
+        x = np.zeros((1, topology.n_nodes, len(config.bands)))
+        present = np.zeros((1, topology.n_nodes), dtype=bool)
+        x[0, self.nodes], present[0, self.nodes] = de, True
+        z = self._standardize(x, present)
+        with torch.no_grad():
+            logits = self.model.network(torch.from_numpy(z), torch.from_numpy(present))
+        return torch.softmax(logits, -1).numpy()[0]
+
+    def _standardize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
+        normalizer = self.model.spec.normalizer
+        if normalizer.by == "none":
+            return np.where(present[..., None], x, 0.0).astype(np.float32)
+        if self.statistics is None:
+            moments = node_moments(x, present)
+            if self._moments is None:
+                self._moments = list(moments)
+            else:
+                self._moments = [a + b for a, b in zip(self._moments, moments, strict=True)]
+            mean, std = normalizer.statistics(*self._moments)
+        else:
+            mean, std = self.statistics
+        return standardize(x, present, mean, std)
+
+
+def decode_stream(
+    model: MMMModel,
+    stream_name: str,
+    duration: float,
+    step: float = 0.25,
+    out: str | Path | None = None,
+    on_prediction: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = 10.0,
+) -> list[dict[str, Any]]:
+    """Decode a Lab Streaming Layer stream for ``duration`` seconds, one window every ``step``.
+
+    Parameters
+    ----------
+    model : MMMModel
+        A classifier.
+    stream_name : str
+        The LSL stream's name.
+    duration : float
+        Seconds to run (the loop is always bounded).
+    step : float
+        Seconds between two decoded windows.
+    out : str | path-like | None
+        A CSV to append each prediction to as it comes (``time``, one column per class,
+        ``label``, ``latency_ms``).
+    on_prediction : callable | None
+        Called with each prediction's row (for a live display).
+    timeout : float
+        Seconds to wait for the stream to appear.
+
+    Returns
+    -------
+    list of dict
+        The rows. A stream that stops sending ends the loop early with a warning.
+    """
+    from mne_lsl.stream import StreamLSL
+
+    stream = StreamLSL(bufsize=max(4.0, 2 * model.spec.preprocessing.window), name=stream_name)
+    try:
+        stream.connect(acquisition_delay=0.01, timeout=timeout)
+    except Exception as err:  # mne-lsl raises RuntimeError and others when nothing is found
+        raise UserInputError(
+            f"No LSL stream named {stream_name!r} within {timeout:g} s ({err}). Check the name "
+            "(e.g. with mne_lsl.lsl.resolve_streams()) and that the device is streaming."
+        ) from err
+    rows: list[dict[str, Any]] = []
+    writer, handle = None, None
+    try:
+        decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
+        window_s = model.spec.preprocessing.window
+        classes = model.classes
+        if out is not None:
+            handle = Path(out).open("w", newline="")
+            writer = csv.DictWriter(handle, ["time", *classes, "label", "latency_ms"])
+            writer.writeheader()
+        end = time.monotonic() + duration
+        last_time, stalled_since = None, time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(step)
+            data, stamps = stream.get_data(winsize=window_s)
+            if data.shape[1] < decoder.window_samples or stamps[-1] == last_time:
+                if time.monotonic() - stalled_since > max(2.0, 4 * step):
+                    logger.warning("Stream %s stopped sending; decoding ends.", stream_name)
+                    break
+                continue
+            stalled_since, last_time = time.monotonic(), stamps[-1]
+            started = time.perf_counter()
+            proba = decoder.probabilities(data[:, -decoder.window_samples :])
+            row = {"time": float(stamps[-decoder.window_samples]),
+                   **dict(zip(classes, map(float, proba), strict=True)),
+                   "label": classes[int(proba.argmax())],
+                   "latency_ms": 1e3 * (time.perf_counter() - started)}  # fmt: skip
+            rows.append(row)
+            if writer is not None:
+                writer.writerow(row)
+                handle.flush()
+            if on_prediction is not None:
+                on_prediction(row)
+    finally:
+        if handle is not None:
+            handle.close()
+        stream.disconnect()
+    return rows

@@ -1,0 +1,96 @@
+"""Live decoding: the online decoder equals the offline route; the LSL loop runs and survives."""
+
+import threading
+import uuid
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmm_eeg import Recording, UserInputError
+from mmm_eeg.inference import MMMModel
+from mmm_eeg.model import MMMClassifier, MMMEncoder
+from mmm_eeg.normalization import node_moments
+from mmm_eeg.online import OnlineDecoder, decode_stream
+from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.windows import extract_windows
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    classifier = MMMClassifier(MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["a", "r"])
+    return MMMModel(classifier, FeatureSpec(normalize="recording"))
+
+
+def test_online_windows_equal_the_offline_route(model, eeg_data):
+    raw = mne.io.read_raw_edf(
+        eeg_data / "eegmat" / "Subject00_2.edf", preload=True, verbose="error"
+    )
+    offline = model.predict_proba(raw)
+    data, sfreq = raw.get_data(), raw.info["sfreq"]
+    windows = extract_windows(Recording.from_raw(raw), model.encoder.topology)
+    # Fixed statistics: the recording's own, as the offline route computes them.
+    statistics = model.spec.normalizer.statistics(*node_moments(windows.features, windows.present))
+    fixed = OnlineDecoder(model, raw.ch_names, sfreq, statistics=statistics)
+    running = OnlineDecoder(model, raw.ch_names, sfreq)
+    for i, start in enumerate(offline["start_s"]):
+        first = round(start * sfreq)
+        window = data[:, first : first + fixed.window_samples]
+        np.testing.assert_allclose(
+            fixed.probabilities(window), offline[["a", "r"]].to_numpy()[i], atol=1e-5
+        )
+        last = running.probabilities(window)
+    # Running statistics reach the recording's own at its last window.
+    np.testing.assert_allclose(last, offline[["a", "r"]].to_numpy()[-1], atol=1e-5)
+    with pytest.raises(UserInputError, match="None of the 2 channels maps"):
+        OnlineDecoder(model, ["AUX1", "AUX2"], sfreq)
+
+
+def test_decode_an_lsl_stream_and_survive_its_end(model, eeg_data, tmp_path):
+    from mne_lsl.player import PlayerLSL
+
+    name = f"mmm-eeg-test-{uuid.uuid4().hex[:8]}"
+    player = PlayerLSL(eeg_data / "eegmat" / "Subject00_1.edf", chunk_size=25, name=name)
+    player.start()
+    stopper = threading.Timer(3.0, player.stop)  # the device goes away mid-stream
+    stopper.start()
+    try:
+        rows = decode_stream(model, name, duration=10.0, step=0.25, out=tmp_path / "p.csv")
+    finally:
+        stopper.cancel()
+        if player.running:
+            player.stop()
+    assert 3 <= len(rows) < 40  # decoded while it streamed, ended early when it stopped
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns) == ["time", "a", "r", "label", "latency_ms"]
+    assert len(table) == len(rows) and np.allclose(table[["a", "r"]].sum(axis=1), 1.0)
+    assert (np.diff(table["time"]) > 0).all()
+    with pytest.raises(UserInputError, match="No LSL stream named"):
+        decode_stream(model, f"absent-{uuid.uuid4().hex[:8]}", duration=1.0, timeout=1.0)
+
+
+def test_stream_command(model, eeg_data, tmp_path):
+    import subprocess
+    import sys
+
+    from mne_lsl.player import PlayerLSL
+
+    model.network.feature_spec = model.spec
+    model.network.save_pretrained(tmp_path / "clf")
+    name = f"mmm-eeg-test-{uuid.uuid4().hex[:8]}"
+    player = PlayerLSL(eeg_data / "eegmat" / "Subject00_1.edf", chunk_size=25, name=name)
+    player.start()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "mmm_eeg", "stream", str(tmp_path / "clf"), "--stream", name,
+             "--duration", "3", "--out", str(tmp_path / "live.csv")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        player.stop()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Decoded" in run.stdout and "windows" in run.stdout
+    assert len(pd.read_csv(tmp_path / "live.csv")) >= 3
