@@ -94,3 +94,41 @@ def test_stream_command(model, eeg_data, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Decoded" in run.stdout and "windows" in run.stdout
     assert len(pd.read_csv(tmp_path / "live.csv")) >= 3
+
+
+def test_a_muse_headset_stream_with_a_prediction_outlet(model, muse_file, tmp_path):
+    """The Muse CSV, converted for the player, streams 4 channels + AUX; predictions are
+    published on an LSL outlet that another program reads."""
+    from mne_lsl.lsl import StreamInlet, resolve_streams
+    from mne_lsl.player import PlayerLSL
+
+    from mmm_eeg.io.readers import read_muse_csv
+
+    recording = read_muse_csv(muse_file)
+    info = mne.create_info(recording.ch_names, recording.sfreq, "eeg")
+    mne.io.RawArray(recording.data, info, verbose="error").save(tmp_path / "muse_raw.fif")
+    tag = uuid.uuid4().hex[:8]
+    player = PlayerLSL(tmp_path / "muse_raw.fif", chunk_size=16, name=f"muse-{tag}")
+    player.start()
+    results = {}
+    worker = threading.Thread(
+        target=lambda: results.update(
+            rows=decode_stream(model, f"muse-{tag}", duration=4.0, outlet=f"preds-{tag}")
+        )
+    )
+    worker.start()
+    try:
+        (found,) = resolve_streams(timeout=5.0, name=f"preds-{tag}")
+        inlet = StreamInlet(found)
+        inlet.open_stream(timeout=5.0)
+        assert inlet.get_sinfo().get_channel_names() == ["a", "r"]
+        worker.join(timeout=60)
+        samples, stamps = inlet.pull_chunk(timeout=1.0)
+    finally:
+        worker.join(timeout=60)
+        player.stop()
+    rows = results["rows"]
+    assert len(rows) >= 3 and len(samples) >= 1
+    np.testing.assert_allclose(np.asarray(samples).sum(axis=1), 1.0, atol=1e-5)
+    published = {round(r["time"], 3) for r in rows}
+    assert {round(t, 3) for t in stamps} <= published  # each sample is a decoded window

@@ -703,6 +703,9 @@ def stream(
     out: Annotated[
         Path | None, typer.Option("--out", help="CSV of per-window probabilities.")
     ] = None,
+    outlet: Annotated[
+        str | None, typer.Option(help="Also publish the probabilities as an LSL stream.")
+    ] = None,
 ) -> None:
     """Decode a live Lab Streaming Layer stream (a headset, any montage) with a classifier."""
     from rich.live import Live
@@ -723,7 +726,9 @@ def stream(
             rows.append(row)
 
         rows: list[dict[str, Any]] = []
-        decode_stream(load_model(model), name, duration, step, out, on_prediction=show)
+        decode_stream(
+            load_model(model), name, duration, step, out, on_prediction=show, outlet=outlet
+        )
     console.print(f"Decoded {len(rows)} windows" + (f"; predictions in {out}" if out else "."))
 
 

@@ -114,6 +114,7 @@ def decode_stream(
     out: str | Path | None = None,
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 10.0,
+    outlet: str | None = None,
 ) -> list[dict[str, Any]]:
     """Decode a Lab Streaming Layer stream for ``duration`` seconds, one window every ``step``.
 
@@ -134,6 +135,9 @@ def decode_stream(
         Called with each prediction's row (for a live display).
     timeout : float
         Seconds to wait for the stream to appear.
+    outlet : str | None
+        Also publish each window's class probabilities as an LSL stream of this name (one
+        channel per class, irregular rate, stamped with the window's start), for other programs.
 
     Returns
     -------
@@ -156,6 +160,7 @@ def decode_stream(
         decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
         window_s = model.spec.preprocessing.window
         classes = model.classes
+        publish = _outlet(outlet, classes) if outlet is not None else None
         if out is not None:
             handle = Path(out).open("w", newline="")
             writer = csv.DictWriter(handle, ["time", *classes, "label", "latency_ms"])
@@ -178,6 +183,8 @@ def decode_stream(
                    "label": classes[int(proba.argmax())],
                    "latency_ms": 1e3 * (time.perf_counter() - started)}  # fmt: skip
             rows.append(row)
+            if publish is not None:
+                publish.push_sample(proba.astype(np.float32), timestamp=row["time"])
             if writer is not None:
                 writer.writerow(row)
                 handle.flush()
@@ -188,3 +195,12 @@ def decode_stream(
             handle.close()
         stream.disconnect()
     return rows
+
+
+def _outlet(name: str, classes: list[str]) -> Any:
+    """An LSL outlet of class probabilities: one float32 channel per class, irregular rate."""
+    from mne_lsl.lsl import StreamInfo, StreamOutlet
+
+    info = StreamInfo(name, "Predictions", len(classes), 0.0, "float32", f"mmm-eeg-{name}")
+    info.set_channel_names(list(classes))
+    return StreamOutlet(info)
