@@ -41,6 +41,34 @@ def _check_epochs(X: Any, n_channels: int) -> np.ndarray:
     return X
 
 
+def _epoch_recordings(X: Any, sfreq: float, ch_names: Sequence[str]) -> list[Recording]:
+    """Each epoch of ``X`` as a recording (``meta["epoch"]``: its index)."""
+    X = _check_epochs(X, len(ch_names))
+    names = list(ch_names)
+    return [Recording(e, float(sfreq), names, meta={"epoch": i}) for i, e in enumerate(X)]
+
+
+def _epoch_index(windows: Any, n_epochs: int) -> np.ndarray:
+    """The epoch of each window; every epoch must have given at least one."""
+    epochs = windows["epoch"].to_numpy()
+    if len(np.unique(epochs)) != n_epochs:
+        raise UserInputError(
+            "Some epochs are shorter than one window (or lost every window to quality "
+            "checks); use longer epochs.",
+            parameter="X",
+        )
+    return epochs
+
+
+def _mean_per_epoch(values: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (one row per window) over each epoch's windows."""
+    n = int(epochs.max()) + 1
+    sums = np.zeros((n, *values.shape[1:]), dtype=np.float64)
+    np.add.at(sums, epochs, values)
+    counts = np.bincount(epochs, minlength=n).reshape(-1, *([1] * (values.ndim - 1)))
+    return (sums / counts).astype(values.dtype)
+
+
 class DifferentialEntropy(TransformerMixin, BaseEstimator):
     """Each epoch's differential entropy per node and band of the unified topology.
 
@@ -152,23 +180,12 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """One vector per epoch, (n_epochs, dim); ``groups``: the subject of each epoch."""
         check_is_fitted(self, "model_")
-        X = _check_epochs(X, len(self.ch_names))
-        recordings = [
-            Recording(epoch, float(self.sfreq), list(self.ch_names), meta={"epoch": i})
-            for i, epoch in enumerate(X)
-        ]
+        recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
         tokens, windows = self.model_.embed(
             recordings, pool=self.pool, return_windows=True,
             groups=None if groups is None else list(groups),
         )  # fmt: skip
-        epochs = windows["epoch"].to_numpy()
-        if len(np.unique(epochs)) != len(X):
-            raise UserInputError(
-                f"Some epochs are shorter than one {self.model_.spec.preprocessing.window} s "
-                "window (or lost every window to quality checks); use longer epochs.",
-                parameter="X",
-            )
-        return np.stack([tokens[epochs == i].mean(0) for i in range(len(X))])
+        return _mean_per_epoch(tokens, _epoch_index(windows, len(recordings)))
 
 
 class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
@@ -230,23 +247,12 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
 
     def _windows(self, X: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = _check_epochs(X, len(self.ch_names))
-        recordings = [
-            Recording(epoch, float(self.sfreq), list(self.ch_names), meta={"epoch": i})
-            for i, epoch in enumerate(X)
-        ]
+        recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
         # The windows depend on the model's input contract only, not on its weights.
         x, present, windows = self.base_.features(
             recordings, None if groups is None else list(groups)
         )
-        epochs = windows["epoch"].to_numpy()
-        if len(np.unique(epochs)) != len(X):
-            raise UserInputError(
-                "Some epochs are shorter than one window (or lost every window to quality "
-                "checks); use longer epochs.",
-                parameter="X",
-            )
-        return x, present, epochs
+        return x, present, _epoch_index(windows, len(recordings))
 
     def fit(self, X: Any, y: Any, groups: Any = None) -> MMMClassifierEstimator:
         """Fine-tune on the epochs ``X`` with labels ``y``."""
@@ -285,8 +291,7 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         x, present, epochs = self._windows(X, groups)
         with torch.no_grad():
             proba = torch.softmax(self.network_(torch.from_numpy(x), torch.from_numpy(present)), -1)
-        proba = proba.numpy()
-        return np.stack([proba[epochs == i].mean(0) for i in range(epochs.max() + 1)])
+        return _mean_per_epoch(proba.numpy(), epochs)
 
     def predict(self, X: Any, groups: Any = None) -> np.ndarray:
         """The most probable class of each epoch."""

@@ -236,9 +236,11 @@ class MMMModel:
     def predict(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
         """The most probable class per window: ``start_s`` (``epoch``), ``label``."""
         proba = self.predict_proba(data, batch_size)
-        classes = self.classes
-        labels = np.asarray(classes, dtype=object)[proba[classes].to_numpy().argmax(1)]
-        return proba.drop(columns=classes).assign(label=labels)
+        return proba.drop(columns=self.classes).assign(label=self.most_probable(proba))
+
+    def most_probable(self, proba: pd.DataFrame) -> np.ndarray:
+        """The class with the highest probability in each row of a ``predict_proba`` table."""
+        return np.asarray(self.classes, dtype=object)[proba[self.classes].to_numpy().argmax(1)]
 
     def _require_classifier(self) -> None:
         if not self.is_classifier:
@@ -351,8 +353,7 @@ def predict_files(
         except UserInputError as err:
             skipped.append((str(path), str(err)))
             continue
-        labels = np.asarray(model.classes, dtype=object)[proba[model.classes].to_numpy().argmax(1)]
-        tables.append(proba.assign(label=labels).assign(file=str(path)))
+        tables.append(proba.assign(label=model.most_probable(proba), file=str(path)))
     if not tables:
         raise UserInputError(
             "No prediction: every file was skipped ("

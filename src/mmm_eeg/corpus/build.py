@@ -237,7 +237,6 @@ def build_corpus_from_recordings(
                 subject=str(subject),
                 label=None if isinstance(labels, Mapping) else labels,
                 events=events,
-                reader="memory",
                 recording=recording,
             )
         )
