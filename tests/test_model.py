@@ -172,6 +172,96 @@ def test_mask_schedule_cycles():
     assert draws == {"random", "regional"}
 
 
+def test_single_stage_mask_modes_never_switch():
+    for mode in ("random", "regional"):
+        schedule = MaskSchedule(epochs=10, cycle=4, mode=mode)
+        assert {schedule.strategy(e) for e in range(10)} == {mode}
+    present = torch.ones(4, 62, dtype=torch.bool)
+    masked, used = MaskSchedule(epochs=10, mode="regional").mask(present, REGION_OF, 0)
+    for row in masked:  # whole regions: a region is either all masked or not at all
+        per_region = [set(row[REGION_OF == r].tolist()) for r in range(TOPO.n_regions)]
+        assert used == "regional" and all(len(v) == 1 for v in per_region)
+    with pytest.raises(ValueError, match="mode"):
+        MaskSchedule(epochs=10, mode="global")
+
+
+# -- ablation switches ----------------------------------------------------------------------------
+
+
+def test_no_hierarchy_is_a_plain_transformer_over_node_tokens():
+    enc = small_encoder(hierarchy=False).eval()
+    assert "region_tokens" not in enc.state_dict() and enc.n_tokens == 63
+    present = torch.zeros(3, 62, dtype=torch.bool)
+    present[:, :19] = True
+    x = torch.randn(3, 62, 5)
+    tokens = enc(x, present)
+    assert tokens.shape == (3, 63, 16)
+    # the summary: mean of the present node tokens, then the class token
+    expected = torch.stack([tokens[:, :19].mean(1), tokens[:, 62]], dim=1)
+    torch.testing.assert_close(enc.unified(x, present), expected)
+    # every present node reaches every token: changing one node moves all other node tokens,
+    # where the hierarchy keeps a node's influence on other regions' nodes to node attention
+    y = x.clone()
+    y[:, 0] += 1.0
+    moved = (enc(y, present) - tokens).abs().amax(-1)[:, 1:19]
+    assert bool((moved > 0).all())
+    assert MMMClassifier(enc, 3)(x, present).shape == (3, 3)
+
+
+def test_plain_decoder_keeps_visible_tokens_and_hides_masked_and_absent():
+    ae = MMMAutoencoder(small_encoder(hierarchy=False), decoder_depth=1).eval()
+    present = torch.ones(2, 62, dtype=torch.bool)
+    present[:, 40:] = False
+    masked = random_mask(present, 0.5, torch.Generator().manual_seed(0))
+    x = torch.randn(2, 62, 5)
+    captured = {}
+    ae.decoder_blocks[0].register_forward_pre_hook(lambda m, a: captured.update(first=a[0]))
+    ae(x, present, masked)
+    tokens = ae.encoder(x, present, masked)
+    seen = captured["first"] - ae.decoder_pos_embed
+    hidden = masked | ~present
+    torch.testing.assert_close(seen[:, :62][hidden], ae.mask_token[0].expand(int(hidden.sum()), -1))
+    torch.testing.assert_close(seen[:, :62][~hidden], tokens[:, :62][~hidden])
+    torch.testing.assert_close(seen[:, 62], tokens[:, 62])
+
+
+def test_no_position_encoding_stays_zero_through_training():
+    ae = MMMAutoencoder(small_encoder(pos_encoding="none"), decoder_depth=1)
+    optimizer = torch.optim.AdamW(ae.parameters(), lr=1e-2)
+    present = torch.ones(8, 62, dtype=torch.bool)
+    masked = random_mask(present, 0.5, torch.Generator().manual_seed(0))
+    for _ in range(3):
+        loss, _ = ae.loss(torch.randn(8, 62, 5), present, masked)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for embedding in (ae.encoder.pos_embed, ae.decoder_pos_embed):
+        assert not embedding.requires_grad and bool((embedding == 0).all())
+    # without the hierarchy too, nodes are told apart only by their inputs (a set of channels):
+    # equal inputs give equal tokens
+    tokens = small_encoder(pos_encoding="none", hierarchy=False).eval()(torch.ones(1, 62, 5))
+    torch.testing.assert_close(tokens[0, :62], tokens[0, :1].expand(62, -1))
+
+
+@pytest.mark.parametrize(
+    "switches", [{"hierarchy": False}, {"pos_encoding": "none"}, {"pos_encoding": "1d"}]
+)
+def test_ablation_switches_are_saved_and_reload(tmp_path, switches):
+    ae = MMMAutoencoder(small_encoder(**switches), decoder_depth=1).eval()
+    ae.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())["encoder"]
+    assert {k: config[k] for k in switches} == switches
+    loaded = MMMAutoencoder.from_pretrained(tmp_path / "m")
+    assert {k: getattr(loaded.encoder, k) for k in switches} == switches
+    x = torch.randn(2, 62, 5)
+    torch.testing.assert_close(loaded(x), ae(x), rtol=0, atol=0)
+
+
+def test_an_encoder_without_hierarchy_has_no_physiopro_form():
+    with pytest.raises(UserInputError, match="hierarchy=False"):
+        to_physiopro_state_dict(small_encoder(hierarchy=False))
+
+
 # -- autoencoder -----------------------------------------------------------------------------------
 
 

@@ -78,6 +78,11 @@ def test_pretraining_beats_predicting_the_band_mean(pretrained_run):
         metrics["train_loss_random"].notna().any() and metrics["train_loss_regional"].notna().any()
     )
     assert yaml.safe_load((pretrained_run / "config.yaml").read_text())["dim"] == 32
+    saved = json.loads((pretrained_run / "autoencoder" / "config.json").read_text())
+    assert saved["metadata"]["masking"] == {
+        "mode": "cycle", "cycle": 100, "random_ratio": 0.5, "regional_ratio": 0.35
+    }  # fmt: skip
+    assert saved["encoder"]["hierarchy"] is True and saved["encoder"]["pos_encoding"] == "2d"
 
 
 def test_finetune_holdout_beats_chance(corpus_path, pretrained_run, tmp_path):

@@ -237,9 +237,7 @@ def run_transfer_benchmark(
             for f in tuned
         ]
         torch.manual_seed(seed)  # the scratch encoder's random weights
-        encoder = load_encoder(
-            config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
-        )
+        encoder = load_encoder(config.init, corpus.topology, **config.architecture)
         probes = probe_protocols(frozen_tokens(encoder, corpus, rows, config), protocols, context)
         methods[name] = {
             "balanced_accuracy": per_subject_summary(full),

@@ -7,9 +7,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.encoder import MMMEncoder, token_encoding
 from mmm_eeg.model.layers import Block
-from mmm_eeg.model.pos_embed import position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 from mmm_eeg.validation import check_option
 
@@ -22,7 +21,9 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
     The decoder has the encoder's width, block type and hierarchy mask. It receives the
     encoder's tokens with every channel token replaced by a learned mask token (re-masked) and
     position encodings added again, so only region tokens (and the class token) carry
-    information about the input; a head predicts each node's features.
+    information about the input; a head predicts each node's features. An encoder without the
+    hierarchy has no region tokens: its decoder is a plain masked autoencoder's, which replaces
+    only the masked and absent nodes' tokens.
 
     Parameters
     ----------
@@ -50,8 +51,9 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         self.decoder_depth, self.head_type, self.loss_on = decoder_depth, head, loss_on
         dim, n_nodes = encoder.dim, encoder.topology.n_nodes
         self.mask_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        encoding = position_encoding(encoder.topology, dim, encoder.pos_encoding)
-        self.decoder_pos_embed = nn.Parameter(torch.as_tensor(encoding, dtype=torch.float32)[None])
+        self.decoder_pos_embed = token_encoding(
+            encoder.topology, dim, encoder.pos_encoding, encoder.hierarchy
+        )
         self.decoder_blocks = nn.ModuleList(
             Block(dim, encoder.heads, encoder.mlp_ratio, encoder.block)
             for _ in range(decoder_depth)
@@ -74,7 +76,15 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         """Reconstruct every node's features, shape (batch, n_nodes, in_features)."""
         tokens, mask = self.encoder.encode(x, present, masked)
         n = self.n_nodes
-        hidden = torch.cat([self.mask_token.expand(x.shape[0], n, -1), tokens[:, n:]], dim=1)
+        nodes = self.mask_token.expand(x.shape[0], n, -1)
+        if not self.encoder.hierarchy:
+            hidden = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+            if masked is not None:
+                hidden = hidden | masked.to(device=x.device, dtype=torch.bool)
+            if present is not None:
+                hidden = hidden | ~present.to(device=x.device, dtype=torch.bool)
+            nodes = torch.where(hidden[..., None], nodes, tokens[:, :n])
+        hidden = torch.cat([nodes, tokens[:, n:]], dim=1)
         hidden = hidden + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             hidden = blk(hidden, mask)

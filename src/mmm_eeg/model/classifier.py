@@ -13,7 +13,7 @@ from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 
 
 class MMMClassifier(PretrainedMixin, nn.Module):
-    """Classifier on the unified representation (region tokens + class token).
+    """Classifier on the unified representation (:meth:`MMMEncoder.unified`).
 
     Head: flatten, LayerNorm, Linear, GELU, Dropout, Linear; it returns logits (no softmax
     inside: the reference's two softmaxes are not reproduced).
@@ -57,7 +57,7 @@ class MMMClassifier(PretrainedMixin, nn.Module):
         self.n_outputs, self.hidden, self.dropout = n_outputs, hidden, dropout
         self.freeze_encoder = freeze_encoder
         self.label_names = list(label_names) if label_names is not None else None
-        width = (encoder.topology.n_regions + 1) * encoder.dim
+        width = encoder.n_unified * encoder.dim
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.LayerNorm(width),

@@ -48,6 +48,10 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     block : {"reference", "prenorm"}
         ``"reference"``: the block the released weights were trained with; ``"prenorm"``: the
         standard pre-norm block.
+    hierarchy : bool
+        MMM's hierarchy: region tokens and the attention mask over nodes and regions. False
+        gives a plain transformer over the node tokens and the class token (every token
+        attends to every present node), the ablation's "no hierarchy".
 
     Attributes
     ----------
@@ -70,6 +74,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         pos_encoding: PositionKind = "2d",
         absent: AbsentPolicy = "exclude",
         block: BlockType = "reference",
+        hierarchy: bool = True,
     ) -> None:
         super().__init__()
         check_option("absent", absent, ABSENT_POLICIES)
@@ -78,14 +83,15 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         self.dim, self.depth, self.heads = dim, depth, heads
         self.mlp_ratio, self.in_features = mlp_ratio, in_features
         self.pos_encoding, self.absent, self.block = pos_encoding, absent, block
+        self.hierarchy = bool(hierarchy)
         self.load_report = None
-        n_regions = self.topology.n_regions
 
         self.patch_embed = nn.Linear(in_features, dim)
-        self.region_tokens = nn.Parameter(torch.randn(1, n_regions, in_features) * 0.02)
+        if self.hierarchy:
+            regions = torch.randn(1, self.topology.n_regions, in_features) * 0.02
+            self.region_tokens = nn.Parameter(regions)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        encoding = position_encoding(self.topology, dim, pos_encoding)
-        self.pos_embed = nn.Parameter(torch.as_tensor(encoding, dtype=torch.float32)[None])
+        self.pos_embed = token_encoding(self.topology, dim, pos_encoding, self.hierarchy)
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, block) for _ in range(depth))
         # The reference model defines two final norms but never applies them; they are kept,
         # frozen, only so that PhysioPro checkpoints round-trip losslessly.
@@ -93,13 +99,21 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         self.fc_norm = nn.LayerNorm(dim)
         for p in (*self.norm.parameters(), *self.fc_norm.parameters()):
             p.requires_grad_(False)
-        mask = torch.as_tensor(self.topology.attention_mask())
+        if self.hierarchy:
+            mask = torch.as_tensor(self.topology.attention_mask())
+        else:
+            mask = torch.zeros(self.n_tokens, self.n_tokens, dtype=torch.bool)
         self.register_buffer("attn_mask", mask, persistent=False)
 
     @property
     def n_tokens(self) -> int:
-        """Tokens per sample: nodes, regions, class token."""
-        return self.topology.n_tokens
+        """Tokens per sample: nodes, regions (with the hierarchy), class token."""
+        return self.topology.n_tokens if self.hierarchy else self.topology.n_nodes + 1
+
+    @property
+    def n_unified(self) -> int:
+        """Tokens of the unified representation (:meth:`unified`)."""
+        return self.topology.n_regions + 1 if self.hierarchy else 2
 
     def prepare(
         self,
@@ -139,7 +153,9 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         if masked is not None:
             x = x.masked_fill(masked.to(device=x.device, dtype=torch.bool)[..., None], 0.0)
         batch = x.shape[0]
-        inputs = torch.cat([x, self.region_tokens.expand(batch, -1, -1).to(x.dtype)], dim=1)
+        inputs = x
+        if self.hierarchy:
+            inputs = torch.cat([x, self.region_tokens.expand(batch, -1, -1).to(x.dtype)], dim=1)
         tokens = torch.cat([self.patch_embed(inputs), self.cls_token.expand(batch, -1, -1)], dim=1)
         tokens = tokens + self.pos_embed
         return tokens, ~blocked[:, None] if blocked.ndim == 3 else ~blocked
@@ -163,8 +179,8 @@ class MMMEncoder(PretrainedMixin, nn.Module):
 
         Returns
         -------
-        Tensor, shape (batch, n_nodes + n_regions + 1, dim)
-            All tokens: nodes, regions, class token.
+        Tensor, shape (batch, n_tokens, dim)
+            All tokens: nodes, regions (with the hierarchy), class token.
         """
         return self.encode(x, present, masked)[0]
 
@@ -186,8 +202,23 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The unified representation: region and class tokens, (batch, n_regions + 1, dim)."""
-        return self(x, present, masked)[:, self.topology.n_nodes :]
+        """The unified representation, (batch, n_unified, dim).
+
+        With the hierarchy: the region tokens and the class token (the paper's). Without: the
+        mean of the present node tokens and the class token (a plain transformer's usual
+        summaries).
+        """
+        tokens = self(x, present, masked)
+        n = self.topology.n_nodes
+        if self.hierarchy:
+            return tokens[:, n:]
+        nodes = tokens[:, :n]
+        if present is None:
+            pooled = nodes.mean(1)
+        else:
+            weight = present.to(device=nodes.device, dtype=nodes.dtype)[..., None]
+            pooled = (nodes * weight).sum(1) / weight.sum(1).clamp(min=1.0)
+        return torch.stack([pooled, tokens[:, n]], dim=1)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -202,6 +233,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             "pos_encoding": self.pos_encoding,
             "absent": self.absent,
             "block": self.block,
+            "hierarchy": self.hierarchy,
         }
 
     @classmethod
@@ -215,4 +247,15 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             )
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
                                          "pos_encoding", "absent", "block")}  # fmt: skip
+        kwargs["hierarchy"] = config.get("hierarchy", True)  # configs saved before the switch
         return cls(topology=UnifiedTopology.from_config(config["topology"]), **kwargs)
+
+
+def token_encoding(
+    topology: UnifiedTopology, dim: int, kind: PositionKind, hierarchy: bool = True
+) -> nn.Parameter:
+    """The trainable position embedding (1, n_tokens, dim); ``"none"`` is zero and frozen."""
+    encoding = torch.as_tensor(position_encoding(topology, dim, kind), dtype=torch.float32)
+    if not hierarchy:  # no region tokens: nodes and the class token
+        encoding = torch.cat([encoding[: topology.n_nodes], encoding[-1:]])
+    return nn.Parameter(encoding[None], requires_grad=kind != "none")

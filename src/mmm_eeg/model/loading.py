@@ -10,6 +10,7 @@ from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import MMMEncoder
 from mmm_eeg.model.physiopro import load_physiopro_encoder
+from mmm_eeg.model.pos_embed import PositionKind
 from mmm_eeg.topology import UnifiedTopology
 
 
@@ -20,6 +21,8 @@ def load_encoder(
     depth: int = 6,
     heads: int = 8,
     absent: str | None = "exclude",
+    pos_encoding: PositionKind = "2d",
+    hierarchy: bool = True,
 ) -> MMMEncoder:
     """An encoder for ``init``, in train mode.
 
@@ -27,10 +30,14 @@ def load_encoder(
     reference (PhysioPro) weights; a directory with ``config.json``: an encoder, autoencoder or
     classifier saved with ``save_pretrained`` (its encoder); a pretraining run directory: its
     ``encoder/``. The absent-node policy is ``absent`` (it holds no weights); None keeps a
-    saved encoder's own (``"exclude"`` for new ones).
+    saved encoder's own (``"exclude"`` for new ones). ``dim``, ``depth``, ``heads``,
+    ``pos_encoding`` and ``hierarchy`` shape a new encoder; a saved one keeps its own.
     """
     if init in (None, "", "scratch"):
-        return MMMEncoder(topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude")  # type: ignore[arg-type]
+        return MMMEncoder(
+            topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude",  # type: ignore[arg-type]
+            pos_encoding=pos_encoding, hierarchy=hierarchy,
+        )  # fmt: skip
     path = Path(init)
     if path.is_file() and path.suffix in (".pt", ".pth", ".ckpt"):
         encoder = load_physiopro_encoder(

@@ -10,13 +10,15 @@ is an error. Reproducible from a ``torch.Generator``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 from mmm_eeg.validation import check_option, check_range
 
 Strategy = Literal["random", "regional"]
+MaskMode = Literal["cycle", "mix", "random", "regional"]
+MASK_MODES: tuple[str, ...] = get_args(MaskMode)
 
 
 def _check_present(present: torch.Tensor) -> torch.Tensor:
@@ -157,6 +159,8 @@ class MaskSchedule:
     first half uses global random masking and the second half regional masking. When training is
     shorter than one cycle, the cycle shrinks to the run's length (so a 10-epoch run does 5 + 5).
     ``mode="mix"`` draws the strategy per batch with probability ``regional_prob``.
+    ``mode="random"`` and ``mode="regional"`` use one strategy throughout (the ablations'
+    single-stage masking).
 
     Parameters
     ----------
@@ -164,8 +168,8 @@ class MaskSchedule:
         Total epochs of the run.
     cycle : int
         Cycle length in epochs (the paper: 100).
-    mode : {"cycle", "mix"}
-        Per-epoch cycle or per-batch mix.
+    mode : {"cycle", "mix", "random", "regional"}
+        Per-epoch cycle, per-batch mix, or one strategy only.
     random_ratio, regional_ratio : float
         Fractions for the two strategies (paper: 0.5 of channels, 0.35 of regions).
     regional_prob : float
@@ -174,7 +178,7 @@ class MaskSchedule:
 
     epochs: int
     cycle: int = 100
-    mode: Literal["cycle", "mix"] = "cycle"
+    mode: MaskMode = "cycle"
     random_ratio: float = 0.5
     regional_ratio: float = 0.35
     regional_prob: float = 0.5
@@ -182,7 +186,7 @@ class MaskSchedule:
     def __post_init__(self) -> None:
         check_range("epochs", self.epochs, low=1)
         check_range("cycle", self.cycle, low=2)
-        check_option("mode", self.mode, ("cycle", "mix"))
+        check_option("mode", self.mode, MASK_MODES)
 
     @property
     def cycle_length(self) -> int:
@@ -191,6 +195,8 @@ class MaskSchedule:
 
     def strategy(self, epoch: int, generator: torch.Generator | None = None) -> Strategy:
         """Strategy for ``epoch`` (0-based); in ``"mix"`` mode a fresh draw per call (batch)."""
+        if self.mode in ("random", "regional"):
+            return self.mode  # type: ignore[return-value]
         if self.mode == "mix":
             draw = torch.rand((), generator=generator).item()
             return "regional" if draw < self.regional_prob else "random"

@@ -184,6 +184,11 @@ def to_physiopro_state_dict(encoder: MMMEncoder) -> dict[str, torch.Tensor]:
     ``network.pos_embed`` is (n_tokens, dim), ``network.attn_mask`` (n_tokens, n_tokens) with
     True = blocked, ``supernodes`` (1, n_regions, in_features).
     """
+    if not encoder.hierarchy:
+        raise UserInputError(
+            "The reference model always has region tokens and the hierarchy mask; an encoder "
+            "built with hierarchy=False has no PhysioPro form. Save it with save_pretrained."
+        )
     out: dict[str, torch.Tensor] = {}
     for key, value in encoder.state_dict().items():
         value = value.detach().cpu().clone()

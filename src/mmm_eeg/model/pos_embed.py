@@ -16,19 +16,22 @@ Kinds
     Dense ranks of x, y and z, a third of the width each.
 ``"spherical"``
     Azimuth and elevation of the node's position (degrees, head frame), half the width each.
+``"none"``
+    No position information: every encoding is zero (and the model keeps it zero), the
+    ablation's baseline.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
 
-PositionKind = Literal["1d", "2d", "3d", "spherical"]
-POSITION_KINDS: tuple[str, ...] = ("1d", "2d", "3d", "spherical")
+PositionKind = Literal["1d", "2d", "3d", "spherical", "none"]
+POSITION_KINDS: tuple[str, ...] = get_args(PositionKind)
 
 
 def sincos_encoding(dim: int, coordinates: np.ndarray) -> np.ndarray:
@@ -55,7 +58,7 @@ def sincos_encoding(dim: int, coordinates: np.ndarray) -> np.ndarray:
 
 def node_coordinates(topology: UnifiedTopology, kind: PositionKind) -> np.ndarray:
     """The coordinates a position-encoding kind encodes, shape (n_nodes, n_axes)."""
-    check_option("pos_encoding", kind, POSITION_KINDS)
+    check_option("pos_encoding", kind, POSITION_KINDS[:-1])
     if kind == "1d":
         return np.arange(topology.n_nodes, dtype=np.float64)[:, None]
     if kind == "2d":
@@ -78,7 +81,7 @@ def position_encoding(topology: UnifiedTopology, dim: int, kind: PositionKind = 
     dim : int
         Model width. Must split into ``n_axes`` equal even parts: divisible by 2 for ``"1d"``,
         by 4 for ``"2d"`` and ``"spherical"``, by 6 for ``"3d"``.
-    kind : {"1d", "2d", "3d", "spherical"}
+    kind : {"1d", "2d", "3d", "spherical", "none"}
         Which coordinates to encode (see the module docstring).
 
     Returns
@@ -86,6 +89,9 @@ def position_encoding(topology: UnifiedTopology, dim: int, kind: PositionKind = 
     ndarray, shape (n_nodes + n_regions + 1, dim), float64
         The class token's row is zero.
     """
+    check_option("pos_encoding", kind, POSITION_KINDS)
+    if kind == "none":
+        return np.zeros((topology.n_tokens, dim))
     coords = node_coordinates(topology, kind)
     n_axes = coords.shape[1]
     if dim <= 0 or dim % (2 * n_axes):

@@ -10,6 +10,8 @@ import yaml
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.model.masking import MaskMode
+from mmm_eeg.model.pos_embed import POSITION_KINDS, PositionKind
 from mmm_eeg.normalization import NORMALIZATIONS, Normalization
 from mmm_eeg.train.protocols import PROTOCOLS, Protocol
 from mmm_eeg.validation import check_option, check_range
@@ -59,6 +61,8 @@ class TrainerConfig:
         check_range("devices", self.devices, low=1)
         check_range("num_nodes", self.num_nodes, low=1)
         check_option("normalize", self.normalize, NORMALIZATIONS)
+        if hasattr(super(), "__post_init__"):  # the configs that mix in EncoderConfig
+            super().__post_init__()
 
 
 @dataclass
@@ -75,12 +79,29 @@ class EncoderConfig:
         Attention heads.
     absent : str
         Nodes a recording lacks: exclude, zero or noise (checked by MMMEncoder).
+    pos_encoding : str
+        Initial position encoding of a new encoder: 2d (the paper's), 1d, 3d, spherical or
+        none.
+    hierarchy : bool
+        Region tokens and the hierarchy attention mask in a new encoder (off: a plain
+        transformer over the node tokens).
     """
 
     dim: int = 64
     depth: int = 6
     heads: int = 8
     absent: str = "exclude"
+    pos_encoding: PositionKind = "2d"
+    hierarchy: bool = True
+
+    def __post_init__(self) -> None:
+        check_option("pos_encoding", self.pos_encoding, POSITION_KINDS)
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        """The keyword arguments of a new encoder (:func:`mmm_eeg.model.loading.load_encoder`)."""
+        keys = ("dim", "depth", "heads", "absent", "pos_encoding", "hierarchy")
+        return {k: getattr(self, k) for k in keys}
 
 
 @dataclass
@@ -106,7 +127,8 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     val_fraction : float
         Share of recordings held out to report reconstruction.
     mask_mode : str
-        Global and regional masking: cycle (alternate by steps) or mix (per batch).
+        Global and regional masking: cycle (alternate by epochs), mix (per batch), or one
+        stage only: random (global) or regional.
     mask_cycle : int
         Steps per masking stage in cycle mode.
     random_ratio : float
@@ -131,7 +153,7 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     decoder_depth: int = 6
     init: str | None = None
     val_fraction: float = 0.1
-    mask_mode: Literal["cycle", "mix"] = "cycle"
+    mask_mode: MaskMode = "cycle"
     mask_cycle: int = 100
     random_ratio: float = 0.5
     regional_ratio: float = 0.35

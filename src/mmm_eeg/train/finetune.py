@@ -148,9 +148,7 @@ def train_fold(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    encoder = load_encoder(
-        config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
-    )
+    encoder = load_encoder(config.init, corpus.topology, **config.architecture)
     classifier = MMMClassifier(
         encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
     )

@@ -167,9 +167,7 @@ def pretrain(
             parameter="batch_size",
         )
     train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
-    encoder = load_encoder(
-        config.init, corpus.topology, config.dim, config.depth, config.heads, config.absent
-    )
+    encoder = load_encoder(config.init, corpus.topology, **config.architecture)
     autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
     # The saved encoder and autoencoder carry the features they learn from.
     autoencoder.feature_spec = encoder.feature_spec = corpus.feature_spec(config.normalize)
@@ -216,6 +214,12 @@ def pretrain(
             "epochs": config.epochs,
             "train_windows": len(train_rows),
             "val_windows": len(val_rows),
+            "masking": {
+                "mode": config.mask_mode,
+                "cycle": config.mask_cycle,
+                "random_ratio": config.random_ratio,
+                "regional_ratio": config.regional_ratio,
+            },
         }
         autoencoder.save_pretrained(out / "autoencoder", metadata=metadata)
         autoencoder.encoder.save_pretrained(out / "encoder", metadata=metadata)
