@@ -339,6 +339,25 @@ def benchmark_transfer(
     console.print(f"Written: {out / 'results.json'}, {out / 'results.md'}, {out / 'plots'}")
 
 
+@benchmark_app.command("ablations")
+@_user_errors
+def benchmark_ablations(
+    data: Annotated[Path, typer.Option("--data", help="A folder laid out like ../shared/eeg.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (reruns reuse it).")],
+    quick: Annotated[
+        bool, typer.Option(help="1 seed, 2 epochs, a tiny model (checks the pipeline).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="First pretraining seed.")] = 0,
+) -> None:
+    """The paper's ablations: each MMM ingredient on and off, MMM against a plain MAE."""
+    from mmm_eeg.experiments.ablations import ablations_markdown, run_ablations
+
+    _quiet_lightning()
+    result = run_ablations(data, out, quick=quick, seed=seed)
+    console.print(ablations_markdown(result), highlight=False)
+    console.print(f"Written: {out / 'results.json'}, {out / 'results.md'}, {out / 'plots'}")
+
+
 @app.command()
 @_user_errors
 def convert(

@@ -178,12 +178,7 @@ def run_transfer_benchmark(
     if not checkpoint.is_file():
         logger.warning("No TUH checkpoint at %s: the mmm_tuh method is skipped.", checkpoint)
     budget = settings(quick, seed)
-    sources, skipped = discover_sources([data], events="T0,T1,T2")
-    build_corpus(sources, out / "corpus", skipped=skipped)
-    corpus = Corpus(out / "corpus")
-    subjects = [s for s in DOWNSTREAM if s in set(corpus.index["subject"].astype(str))]
-    if len(subjects) < 4:
-        raise UserInputError(f"{data}: the downstream eegmat subjects 24-35 are missing.")
+    corpus, subjects = benchmark_corpus(data, out)
     downstream = f"subject in [{', '.join(subjects)}]"
     pool = f"subject not in [{', '.join(subjects)}]"
 
@@ -198,10 +193,7 @@ def run_transfer_benchmark(
     pretraining = training_summary(out / "pretrain")
     pool_rows = select_windows(corpus.index, pool)
 
-    rows = select_windows(corpus.index, downstream)
-    rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = corpus.label_targets(rows)
-    folds = make_folds(corpus.index, rows, "loso", subjects, seed=seed)
+    rows, targets, names, folds = downstream_task(corpus, subjects, seed)
     within = make_folds(corpus.index, rows, "within-subject")
     low_label = low_label_folds(corpus, rows, subjects, budget.low_label_rotations)
     protocols = {"loso": folds, "low_label": low_label, "within_subject": within}
@@ -289,6 +281,25 @@ def run_transfer_benchmark(
         tmp.write_text(results_markdown(result))
     transfer_plots(out, result)
     return result
+
+
+def benchmark_corpus(data: Path, out: Path) -> tuple[Corpus, list[str]]:
+    """The corpus of ``data`` in ``out/corpus`` (built once, reused) and its downstream subjects."""
+    sources, skipped = discover_sources([data], events="T0,T1,T2")
+    build_corpus(sources, out / "corpus", skipped=skipped)
+    corpus = Corpus(out / "corpus")
+    subjects = [s for s in DOWNSTREAM if s in set(corpus.index["subject"].astype(str))]
+    if len(subjects) < 4:
+        raise UserInputError(f"{data}: the downstream eegmat subjects 24-35 are missing.")
+    return corpus, subjects
+
+
+def downstream_task(corpus: Corpus, subjects: list[str], seed: int):
+    """Labelled downstream windows, their targets and label names, and the LOSO folds."""
+    rows = select_windows(corpus.index, f"subject in [{', '.join(subjects)}]")
+    rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
+    targets, names = corpus.label_targets(rows)
+    return rows, targets, names, make_folds(corpus.index, rows, "loso", subjects, seed=seed)
 
 
 class DEFeatures:

@@ -8,17 +8,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmm_eeg.model import random_mask
+from mmm_eeg.model import random_mask, regional_mask
+from mmm_eeg.model.masking import Strategy
 from mmm_eeg.viz import project_top_view, pyplot, save_figure
 
 
 @torch.no_grad()
-def reconstruction_by_ratio(autoencoder, x, present, ratios=(0.1, 0.3, 0.5, 0.7, 0.9), seed=0):
-    """MSE on masked and on visible present nodes for random masks of several ratios."""
+def reconstruction_by_ratio(
+    autoencoder,
+    x: torch.Tensor,
+    present: torch.Tensor,
+    ratios: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9),
+    seed: int = 0,
+    strategy: Strategy = "random",
+) -> dict[str, list[float]]:
+    """MSE on masked and on visible present nodes for masks of several ratios.
+
+    ``strategy="random"`` hides ``ratio`` of the present nodes, ``"regional"`` every node of
+    ``ratio`` of the regions (the autoencoder's topology gives them).
+    """
     autoencoder.eval()
-    out = {"ratio": list(ratios), "masked": [], "visible": []}
+    region_of = torch.tensor(autoencoder.encoder.topology.region_of)
+    out: dict[str, list[float]] = {"ratio": list(ratios), "masked": [], "visible": []}
     for ratio in ratios:
-        masked = random_mask(present, ratio, torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        if strategy == "random":
+            masked = random_mask(present, ratio, generator)
+        else:
+            masked = regional_mask(present, region_of, ratio, generator)
         error = ((autoencoder(x, present, masked) - x) ** 2).mean(-1)
         for key, where in (("masked", masked & present), ("visible", ~masked & present)):
             out[key].append(float(error[where].mean()) if where.any() else float("nan"))
