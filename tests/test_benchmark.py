@@ -1,8 +1,9 @@
-"""The transfer benchmark (--quick, real data) and the demo (synthetic data) end to end."""
+"""The transfer and ablation benchmarks (--quick, real data) and the demo (synthetic data)."""
 
 import json
 
 import numpy as np
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from mmm_eeg.cli import app
@@ -99,3 +100,51 @@ def test_demo_runs_on_synthetic_data_without_the_shared_folder(tmp_path, monkeyp
     assert set(r["methods"]) == METHODS - {"mmm_tuh"}  # no checkpoint without the shared folder
     # the synthetic two-class effect is learnable by the simple baseline
     assert r["methods"]["de_logreg"]["balanced_accuracy"]["mean"] > 0.7
+
+
+def test_quick_ablations_on_real_data(tmp_path, eeg_data):
+    out = tmp_path / "ablations"
+    args = ["benchmark", "ablations", "--data", str(eeg_data), "--out", str(out), "--quick"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "results.json").read_text())
+    assert set(r) == {"protocol", "de_logreg", "variants", "paper_seed", "runtime_s"}
+    subjects = [f"eegmat-{i}" for i in range(24, 36)]
+    assert r["protocol"]["downstream_subjects"] == subjects
+    variants = r["variants"]
+    assert list(variants) == ["none", "pos2d", "hierarchy", "mmm", "regional_only"]
+    for name, v in variants.items():
+        _check_summary(v["linear_probe"], subjects)
+        _check_summary(v["finetuned"], ["eegmat-24"])
+        # each variant's switches reached its saved encoder and pretraining run
+        saved = json.loads(
+            (out / "pretrain" / f"{name}-seed0" / "encoder" / "config.json").read_text()
+        )
+        assert saved["pos_encoding"] == v["switches"]["pos_encoding"]
+        assert saved["hierarchy"] == v["switches"]["hierarchy"]
+        ae = json.loads(
+            (out / "pretrain" / f"{name}-seed0" / "autoencoder" / "config.json").read_text()
+        )
+        assert ae["metadata"]["masking"]["mode"] == v["switches"]["mask_mode"]
+        rec = v["reconstruction"]
+        assert list(rec["random"]) == list(rec["regional"]) == [str(x / 10) for x in range(1, 10)]
+        assert all(0 < e < 10 for e in [*rec["random"].values(), *rec["regional"].values()])
+        paired = v["paired_vs_mmm"]["linear_probe"]
+        if name == "mmm":
+            assert paired is None
+        else:  # the difference is recomputed from the two per-subject tables
+            diffs = [
+                v["linear_probe"]["per_subject"][s]
+                - variants["mmm"]["linear_probe"]["per_subject"][s]
+                for s in subjects
+            ]
+            assert paired["mean"] == np.mean(diffs) and 0 <= paired["p_value"] <= 1
+    # the plain-MAE rows have no region tokens; the hierarchy rows do
+    for name, has_regions in (("pos2d", False), ("mmm", True)):
+        weights = out / "pretrain" / f"{name}-seed0" / "encoder" / "model.safetensors"
+        with safe_open(str(weights), "pt") as f:
+            assert ("region_tokens" in f.keys()) == has_regions
+    assert r["de_logreg"]["mean"] > 0.68  # the same input as the transfer benchmark's
+    for plot in ("reconstruction_vs_mask_ratio.png", "variants.png"):
+        assert (out / "plots" / plot).is_file()
+    assert "| pos2d |" in (out / "results.md").read_text()

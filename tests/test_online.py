@@ -1,6 +1,7 @@
 """Live decoding: the online decoder equals the offline route; the LSL loop runs and survives."""
 
 import threading
+import time
 import uuid
 
 import mne
@@ -70,6 +71,50 @@ def test_decode_an_lsl_stream_and_survive_its_end(model, eeg_data, tmp_path):
     assert (np.diff(table["time"]) > 0).all()
     with pytest.raises(UserInputError, match="No LSL stream named"):
         decode_stream(model, f"absent-{uuid.uuid4().hex[:8]}", duration=1.0, timeout=1.0)
+
+
+def test_a_stream_that_returns_is_decoded_again(model, eeg_data, caplog):
+    """The device stops mid-stream and comes back under the same name 2 s later: decoding
+    resumes on the new samples, with no window mixing the two sessions."""
+    from mne_lsl.player import PlayerLSL
+
+    name = f"mmm-eeg-test-{uuid.uuid4().hex[:8]}"
+    fname = eeg_data / "eegmat" / "Subject00_1.edf"
+    players = [PlayerLSL(fname, chunk_size=25, name=name)]
+    players[0].start()
+    restarted = {}
+
+    def restart() -> None:
+        players[0].stop()
+        time.sleep(4.0)  # longer than the stall threshold (2 s): the loop sees it stop
+        players.append(PlayerLSL(fname, chunk_size=25, name=name))
+        restarted["at"] = time.monotonic()
+        players[1].start()
+
+    switcher = threading.Timer(3.0, restart)
+    switcher.start()
+    try:
+        with caplog.at_level("WARNING", logger="mmm_eeg.online"):
+            rows = decode_stream(model, name, duration=14.0, step=0.25, reconnect=8.0)
+        ended = time.monotonic()
+    finally:
+        switcher.join()
+        for player in players:
+            if player.running:
+                player.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("stopped sending" in m for m in messages)
+    assert any("is back" in m for m in messages)
+    assert not any("did not return" in m for m in messages)
+    # windows from both sessions; the second session starts again at the file's beginning, so
+    # the LSL times of its windows begin after the first session's last one
+    times = np.array([r["time"] for r in rows])
+    assert (np.diff(times) > 0).all()
+    gaps = np.diff(times)
+    assert gaps.max() > 3.0  # the outage
+    after = int(np.argmax(gaps)) + 1
+    assert len(rows) - after >= 3 and after >= 3
+    assert ended - restarted["at"] > 2.0  # it kept decoding the returned stream
 
 
 def test_stream_command(model, eeg_data, tmp_path):

@@ -725,6 +725,10 @@ def stream(
     outlet: Annotated[
         str | None, typer.Option(help="Also publish the probabilities as an LSL stream.")
     ] = None,
+    reconnect: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for a stream that stopped to return (0: stop)."),
+    ] = 30.0,
 ) -> None:
     """Decode a live Lab Streaming Layer stream (a headset, any montage) with a classifier."""
     from rich.live import Live
@@ -746,8 +750,9 @@ def stream(
 
         rows: list[dict[str, Any]] = []
         decode_stream(
-            load_model(model), name, duration, step, out, on_prediction=show, outlet=outlet
-        )
+            load_model(model), name, duration, step, out, on_prediction=show, outlet=outlet,
+            reconnect=reconnect,
+        )  # fmt: skip
     console.print(f"Decoded {len(rows)} windows" + (f"; predictions in {out}" if out else "."))
 
 

@@ -62,6 +62,7 @@ class OnlineDecoder:
                 parameter="sfreq",
             )
         self.model, self.sfreq, self.statistics = model, float(sfreq), statistics
+        self.ch_names = list(ch_names)
         topology = model.encoder.topology
         mapping = topology.map_channels(list(ch_names), on_unknown="drop")  # raises if none map
         self.nodes = np.flatnonzero(mapping.present)
@@ -115,6 +116,7 @@ def decode_stream(
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     timeout: float = 10.0,
     outlet: str | None = None,
+    reconnect: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Decode a Lab Streaming Layer stream for ``duration`` seconds, one window every ``step``.
 
@@ -138,27 +140,24 @@ def decode_stream(
     outlet : str | None
         Also publish each window's class probabilities as an LSL stream of this name (one
         channel per class, irregular rate, stamped with the window's start), for other programs.
+    reconnect : float
+        When the stream stops sending (a headset out of range, a restarted amplifier), wait up
+        to this many seconds for a stream of the same name to return and go on decoding it;
+        0: end at once. Windows are decoded again once a full window of new samples arrived.
 
     Returns
     -------
     list of dict
-        The rows. A stream that stops sending ends the loop early with a warning.
+        The rows. A stream that stops sending (and does not return) ends the loop early with a
+        warning; a jump in the sample times (samples lost on the way) is reported.
     """
-    from mne_lsl.stream import StreamLSL
-
-    stream = StreamLSL(bufsize=max(4.0, 2 * model.spec.preprocessing.window), name=stream_name)
-    try:
-        stream.connect(acquisition_delay=0.01, timeout=timeout)
-    except Exception as err:  # mne-lsl raises RuntimeError and others when nothing is found
-        raise UserInputError(
-            f"No LSL stream named {stream_name!r} within {timeout:g} s ({err}). Check the name "
-            "(e.g. with mne_lsl.lsl.resolve_streams()) and that the device is streaming."
-        ) from err
+    window_s = model.spec.preprocessing.window
+    bufsize = max(4.0, 2 * window_s)
+    stream = _connect(stream_name, bufsize, timeout)
     rows: list[dict[str, Any]] = []
     writer, handle = None, None
     try:
         decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
-        window_s = model.spec.preprocessing.window
         classes = model.classes
         publish = _outlet(outlet, classes) if outlet is not None else None
         if out is not None:
@@ -166,16 +165,38 @@ def decode_stream(
             writer = csv.DictWriter(handle, ["time", *classes, "label", "latency_ms"])
             writer.writeheader()
         end = time.monotonic() + duration
-        last_time, stalled_since = None, time.monotonic()
+        received, last_stamp, stalled_since = 0, None, time.monotonic()
         while time.monotonic() < end:
             time.sleep(step)
-            data, stamps = stream.get_data(winsize=window_s)
-            if data.shape[1] < decoder.window_samples or stamps[-1] == last_time:
-                if time.monotonic() - stalled_since > max(2.0, 4 * step):
-                    logger.warning("Stream %s stopped sending; decoding ends.", stream_name)
+            new = stream.n_new_samples
+            if new == 0:
+                if time.monotonic() - stalled_since <= max(2.0, 4 * step):
+                    continue
+                logger.warning("Stream %s stopped sending.", stream_name)
+                stream.disconnect()
+                stream = _wait_for_return(
+                    stream_name, bufsize, min(reconnect, end - time.monotonic())
+                )
+                if stream is None:
+                    logger.warning("Stream %s did not return; decoding ends.", stream_name)
                     break
+                logger.warning("Stream %s is back; decoding resumes.", stream_name)
+                if (stream.ch_names, stream.info["sfreq"]) != (decoder.ch_names, decoder.sfreq):
+                    decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
+                received, last_stamp, stalled_since = 0, None, time.monotonic()
                 continue
-            stalled_since, last_time = time.monotonic(), stamps[-1]
+            stalled_since = time.monotonic()
+            received += new
+            data, stamps = stream.get_data(winsize=window_s)
+            fresh = stamps[-min(new, len(stamps)) :]
+            if last_stamp is not None and fresh[0] - last_stamp > max(0.1, 5 / decoder.sfreq):
+                logger.warning(
+                    "Stream %s: %.2f s without samples before %.3f (samples lost on the way).",
+                    stream_name, fresh[0] - last_stamp, fresh[0],
+                )  # fmt: skip
+            last_stamp = float(stamps[-1])
+            if received < decoder.window_samples:  # the buffer still holds its initial zeros
+                continue
             started = time.perf_counter()
             proba = decoder.probabilities(data[:, -decoder.window_samples :])
             row = {"time": float(stamps[-decoder.window_samples]),
@@ -193,8 +214,35 @@ def decode_stream(
     finally:
         if handle is not None:
             handle.close()
-        stream.disconnect()
+        if stream is not None and stream.connected:
+            stream.disconnect()
     return rows
+
+
+def _connect(name: str, bufsize: float, timeout: float) -> Any:
+    """A connected ``StreamLSL`` named ``name``, or a clear error when none appears in time."""
+    from mne_lsl.stream import StreamLSL
+
+    stream = StreamLSL(bufsize=bufsize, name=name)
+    try:
+        stream.connect(acquisition_delay=0.01, timeout=timeout)
+    except Exception as err:  # mne-lsl raises RuntimeError and others when nothing is found
+        raise UserInputError(
+            f"No LSL stream named {name!r} within {timeout:g} s ({err}). Check the name "
+            "(e.g. with mne_lsl.lsl.resolve_streams()) and that the device is streaming."
+        ) from err
+    return stream
+
+
+def _wait_for_return(name: str, bufsize: float, patience: float) -> Any | None:
+    """The stream ``name`` reconnected within ``patience`` seconds, or None."""
+    deadline = time.monotonic() + patience
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            return _connect(name, bufsize, min(left, 2.0))
+        except UserInputError:
+            continue
+    return None
 
 
 def _outlet(name: str, classes: list[str]) -> Any:
