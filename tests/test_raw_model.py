@@ -65,3 +65,26 @@ def test_raw_classifier_conventions_and_learning(windows):
         MMMRawClassifier(2, n_chans=3, chs_info=info["chs"], n_times=1000, sfreq=500.0)
     with pytest.raises(UserInputError, match="contain no frequency bin"):
         BandDifferentialEntropy(500.0, 50)  # 0.1 s windows: delta has no bin
+
+
+def test_braindecode_eeg_classifier_trains_it(windows):
+    """braindecode's EEGClassifier (skorch) trains the raw model on windows of real EEG."""
+    from braindecode import EEGClassifier
+    from sklearn.metrics import balanced_accuracy_score
+
+    X, y, info = windows
+    torch.manual_seed(0)
+    clf = EEGClassifier(
+        MMMRawClassifier,
+        module__n_outputs=2, module__chs_info=info["chs"], module__n_times=X.shape[2],
+        module__sfreq=info["sfreq"], module__encoder=MMMEncoder(dim=16, depth=1, heads=2),
+        criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, optimizer__lr=1e-2,
+        train_split=None, batch_size=len(X), max_epochs=80, verbose=0,
+    )  # fmt: skip
+    clf.fit(X.astype(np.float32), y)
+    losses = clf.history[:, "train_loss"]
+    assert losses[-1] < 0.7 * losses[0]
+    assert isinstance(clf.module_, MMMRawClassifier) and int(clf.module_.mapped.sum()) == 19
+    proba = clf.predict_proba(X.astype(np.float32))
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert balanced_accuracy_score(y, proba.argmax(1)) > 0.8  # it fits its training windows
