@@ -6,14 +6,26 @@ import pytest
 import sklearn
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks as checks
 
 from mmm_eeg import UnifiedTopology, UserInputError
-from mmm_eeg.estimators import DifferentialEntropy, MMMClassifierEstimator, MMMEmbedder
+from mmm_eeg.baselines import logistic_probe
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.estimators import (
+    DifferentialEntropy,
+    GroupStandardScaler,
+    MMMClassifierEstimator,
+    MMMEmbedder,
+    de_logistic_regression,
+)
 from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
+from mmm_eeg.io.readers import read_recording
+from mmm_eeg.io.sources import discover_sources
 
 NAMES = ["Fz", "Cz", "Pz", "ECG"]
 
@@ -24,8 +36,9 @@ NAMES = ["Fz", "Cz", "Pz", "ECG"]
         DifferentialEntropy(sfreq=128.0, ch_names=NAMES),
         MMMEmbedder("mmm_small", 128.0, NAMES),
         MMMClassifierEstimator("mmm_small", 128.0, NAMES),
+        GroupStandardScaler(),
     ],
-    ids=["DifferentialEntropy", "MMMEmbedder", "MMMClassifierEstimator"],
+    ids=["DifferentialEntropy", "MMMEmbedder", "MMMClassifierEstimator", "GroupStandardScaler"],
 )
 @pytest.mark.parametrize(
     "check",
@@ -128,3 +141,64 @@ def test_classifier_estimator_fits_predicts_and_cross_validates(eegmat_epochs):
             routed, X[few], y[few], cv=GroupKFold(2), params={"groups": groups[few]}
         )
     assert len(scores) == 2 and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_group_standard_scaler_uses_each_groups_own_statistics():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(5.0, 2.0, (30, 3)), rng.normal(-1.0, 0.5, (20, 3))])
+    X[:, 2] = 7.0  # constant: a node no channel feeds
+    groups = np.array([0] * 30 + [1] * 20)
+    Z = GroupStandardScaler().fit_transform(X, groups=groups)
+    for g in (0, 1):
+        mine = X[groups == g]
+        np.testing.assert_allclose(
+            Z[groups == g, :2], (mine[:, :2] - mine[:, :2].mean(0)) / mine[:, :2].std(0)
+        )
+    assert np.all(Z[:, 2] == 0.0)
+    pooled = GroupStandardScaler().fit(X).transform(X)  # no groups: one group
+    np.testing.assert_allclose(pooled[:, 0], (X[:, 0] - X[:, 0].mean()) / X[:, 0].std())
+    with pytest.raises(UserInputError, match="groups has 3 entries for 50 samples"):
+        GroupStandardScaler().fit(X).transform(X, groups=[0, 1, 2])
+    with pytest.raises(UserInputError, match="fitted on 3"):
+        GroupStandardScaler().fit(X).transform(X[:, :2])
+    with pytest.raises(UserInputError, match="enable_metadata_routing"):
+        de_logistic_regression(128.0, NAMES)
+
+
+def test_benchmark_baseline_pipeline_reads_what_the_corpus_holds(eeg_data, tmp_path):
+    """de_logistic_regression on windows cut from the files equals the transfer benchmark's
+    route (DE from the corpus, standardised per subject, node and band; logistic_probe)."""
+    files = {f"Subject{s}_{r}.edf" for s in (24, 25, 26, 27, 28) for r in (1, 2)}
+    sources, _ = discover_sources([eeg_data / "eegmat" / "manifest.csv"])
+    build_corpus([s for s in sources if s.path.name in files], tmp_path / "corpus")
+    corpus = Corpus(tmp_path / "corpus")
+    rows = np.arange(len(corpus))
+    expected, present = corpus.read(rows, "subject-node")
+    paths = dict(zip(corpus.recordings["recording"], corpus.recordings["path"], strict=True))
+    X = []
+    for name, part in corpus.index.groupby("recording", sort=False):
+        assert (part.index == len(X) + np.arange(len(part))).all()  # rows in file order
+        recording = read_recording(paths[name])
+        mapping = corpus.topology.map_channels(recording.ch_names)
+        n = round(corpus.config.window * recording.sfreq)
+        starts = np.round(part["start_s"].to_numpy() * recording.sfreq).astype(int)
+        data = recording.data[mapping.source[mapping.present]]
+        X += [data[:, s : s + n] for s in starts]
+    X = np.stack(X)
+    nodes = [corpus.topology.nodes[i] for i in np.flatnonzero(mapping.present)]
+    subjects = corpus.index["subject"].astype(str).to_numpy()
+    y, _ = corpus.label_targets(rows)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = de_logistic_regression(recording.sfreq, nodes)
+        features = pipe[:2].fit_transform(X, groups=subjects).reshape(expected.shape)
+        np.testing.assert_allclose(features[present], expected[present], atol=2e-4)
+        scores = cross_val_score(
+            pipe, X, y, cv=LeaveOneGroupOut(), scoring="balanced_accuracy",
+            params={"groups": subjects},
+        )  # fmt: skip
+    flat = expected.reshape(len(rows), -1)
+    for subject, score in zip(np.unique(subjects), scores, strict=True):
+        test = subjects == subject
+        probe = logistic_probe(flat[~test], y[~test], subjects[~test])
+        assert score == balanced_accuracy_score(y[test], probe.predict(flat[test]))  # the same
+    assert scores.mean() > 0.6

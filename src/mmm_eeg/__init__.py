@@ -32,6 +32,7 @@ _LAZY = {
     "MMMEncoder": "mmm_eeg.model",
     "MMMModel": "mmm_eeg.inference",
     "DifferentialEntropy": "mmm_eeg.estimators",
+    "GroupStandardScaler": "mmm_eeg.estimators",
     "Normalizer": "mmm_eeg.normalization",
     "PreprocessConfig": "mmm_eeg.windows",
     "Recording": "mmm_eeg.io.recording",

@@ -22,8 +22,41 @@ from scipy.signal import butter, sosfiltfilt
 REGULARISATION = (1e-3, 1e-2, 1e-1, 1.0)  # C of the logistic regression, chosen by inner CV
 
 
-def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, seed: int = 0):
+def logistic_search(seed: int = 0, n_splits: int = 4):
     """Standardise, then logistic regression with C chosen by grouped inner cross-validation.
+
+    Unfitted: ``fit(features, targets, groups=groups)``; inner folds never split a group, so C
+    is chosen on data from groups the candidate model did not see.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the solver.
+    n_splits : int
+        Inner folds (at most the number of groups fitted on).
+
+    Returns
+    -------
+    sklearn.model_selection.GridSearchCV
+        Refits on all of the data with the chosen C.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    return GridSearchCV(
+        pipeline,
+        {"logisticregression__C": list(REGULARISATION)},
+        cv=GroupKFold(n_splits=n_splits),
+        scoring="balanced_accuracy",
+        n_jobs=-1,  # the candidate fits run in parallel on every core
+    )
+
+
+def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, seed: int = 0):
+    """:func:`logistic_search` fitted on ``features`` (n_windows, n_features).
 
     Parameters
     ----------
@@ -32,8 +65,7 @@ def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray
     targets : ndarray, shape (n_windows,)
         Class index per window.
     groups : ndarray, shape (n_windows,)
-        Group per window (subject, or time block within one subject); inner folds never split
-        a group, so C is chosen on data from groups the candidate model did not see.
+        Group per window (subject, or time block within one subject).
     seed : int
         Seed of the solver.
 
@@ -42,23 +74,10 @@ def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray
     sklearn.model_selection.GridSearchCV
         Refitted on all of ``features`` with the chosen C.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise ValueError("logistic_probe needs at least 2 groups for its inner cross-validation.")
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    search = GridSearchCV(
-        pipeline,
-        {"logisticregression__C": list(REGULARISATION)},
-        cv=GroupKFold(n_splits=min(4, n_groups)),
-        scoring="balanced_accuracy",
-        n_jobs=-1,  # the candidate fits run in parallel on every core
-    )
-    return search.fit(features, targets, groups=groups)
+    return logistic_search(seed, min(4, n_groups)).fit(features, targets, groups=groups)
 
 
 def band_covariances(

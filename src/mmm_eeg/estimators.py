@@ -17,8 +17,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from mmm_eeg.baselines import logistic_search
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
 from mmm_eeg.inference import MMMModel, load_model
@@ -122,6 +124,103 @@ class DifferentialEntropy(TransformerMixin, BaseEstimator):
             ]
         )  # (n_epochs, n_channels, n_bands)
         return self.mapping_.to_nodes(out, axis=1).reshape(len(X), -1)
+
+
+class GroupStandardScaler(TransformerMixin, BaseEstimator):
+    """Standardise every feature within each group of samples, with the group's own statistics.
+
+    Per subject, this is the standardisation the transfer benchmark found to matter most
+    (docs/benchmarks.md): a new subject is scaled by its own mean and spread, computed from its
+    unlabelled samples, never from other subjects'. A feature constant within a group (a node
+    no channel feeds) becomes 0. Nothing is learned in ``fit``.
+
+    Notes
+    -----
+    Pass ``groups`` (the subject of each sample) to ``fit_transform`` / ``transform``; in a
+    pipeline through scikit-learn's metadata routing (see :class:`MMMEmbedder`). Without
+    groups, the samples of one call are one group.
+    """
+
+    def fit(self, X: Any, y: Any = None, groups: Any = None) -> GroupStandardScaler:
+        """Check ``X`` (2-D, finite)."""
+        self.n_features_in_ = self._check(X).shape[1]
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
+        """``fit`` then ``transform`` (with the same groups)."""
+        return self.fit(X, y).transform(X, groups)
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """``X`` standardised per group: (x - group mean) / group std (population std)."""
+        check_is_fitted(self, "n_features_in_")
+        X = self._check(X)
+        if X.shape[1] != self.n_features_in_:
+            raise UserInputError(
+                f"X has {X.shape[1]} features; this scaler was fitted on {self.n_features_in_}.",
+                parameter="X",
+            )
+        labels = np.zeros(len(X), dtype=int) if groups is None else np.asarray(groups)
+        if len(labels) != len(X):
+            raise UserInputError(
+                f"groups has {len(labels)} entries for {len(X)} samples.", parameter="groups"
+            )
+        out = np.empty_like(X)
+        for group in np.unique(labels):
+            mine = labels == group
+            mean, std = X[mine].mean(0), X[mine].std(0)
+            out[mine] = (X[mine] - mean) / np.where(std > 1e-8, std, 1.0)
+        return out
+
+    @staticmethod
+    def _check(X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise UserInputError(
+                f"X must be (n_samples, n_features), got shape {X.shape}.", parameter="X"
+            )
+        if not np.all(np.isfinite(X)):
+            raise UserInputError("X holds NaN or infinite values.", parameter="X")
+        return X
+
+
+def de_logistic_regression(
+    sfreq: float, ch_names: Sequence[str], random_state: int = 0, inner_splits: int = 4
+) -> Pipeline:
+    """The DE + logistic regression baseline of the transfer benchmark, as one ``Pipeline``.
+
+    :class:`DifferentialEntropy` of each epoch on the topology, :class:`GroupStandardScaler` per
+    subject, then a logistic regression whose C is chosen by grouped inner cross-validation
+    (:func:`mmm_eeg.baselines.logistic_search`). Fit and predict with the subjects::
+
+        with sklearn.config_context(enable_metadata_routing=True):
+            pipe = de_logistic_regression(500.0, raw.ch_names)
+            cross_val_score(pipe, X, y, cv=LeaveOneGroupOut(), params={"groups": subjects})
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of the epochs in Hz.
+    ch_names : sequence of str
+        Their channel names.
+    random_state : int
+        Seed of the solver.
+    inner_splits : int
+        Folds of the inner cross-validation that chooses C; each training set needs at least
+        this many subjects.
+    """
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+
+    if not sklearn.get_config()["enable_metadata_routing"]:
+        raise UserInputError(
+            "de_logistic_regression routes the subjects to its scaler and inner "
+            "cross-validation; build and use it inside sklearn.config_context("
+            "enable_metadata_routing=True) (or after sklearn.set_config(...))."
+        )
+    scaler = GroupStandardScaler().set_fit_request(groups=True).set_transform_request(groups=True)
+    return make_pipeline(
+        DifferentialEntropy(sfreq, ch_names), scaler, logistic_search(random_state, inner_splits)
+    )
 
 
 class MMMEmbedder(TransformerMixin, BaseEstimator):
