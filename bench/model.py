@@ -22,6 +22,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import sys
@@ -65,6 +66,43 @@ def step_flops(model: torch.nn.Module, loss_fn) -> float:
         loss_fn().backward()
     model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
+
+
+PROFILE_GROUPS = {
+    "attention (SDPA kernels)": ("scaled_dot_product", "flash_attention"),
+    "matrix multiplies": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "copies and layout (permute/reshape materialised)": (
+        "aten::copy_",
+        "aten::clone",
+        "aten::contiguous",
+    ),
+    "GELU": ("aten::gelu",),
+    "layer norm": ("layer_norm",),
+    "additions, reductions, concatenation": (
+        "aten::add",
+        "aten::sum",
+        "aten::cat",
+        "aten::mul",
+        "aten::fill_",
+    ),
+}
+
+
+def step_profile(step) -> dict[str, float]:
+    """Share of one step's CPU time per kind of operation (torch.profiler, self time)."""
+    from torch.profiler import profile
+
+    step()
+    with profile() as prof:
+        step()
+    events = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
+    total = sum(t for _, t in events)
+    shares = {
+        group: sum(t for key, t in events if any(m in key for m in markers)) / total
+        for group, markers in PROFILE_GROUPS.items()
+    }
+    shares["other"] = 1.0 - sum(shares.values())
+    return shares
 
 
 def make_step(model: torch.nn.Module, loss_fn):
@@ -201,8 +239,12 @@ def main() -> None:
         references["reference_bool_mask"], ref_loss(references["reference_bool_mask"])
     )
     peak = matmul_peak_gflops()
+    compiled = copy.deepcopy(ours)
+    compiled_loss = torch.compile(compiled.loss)
     contenders = {"ours": make_step(ours, ours_loss)}
+    contenders["ours_compiled"] = make_step(compiled, lambda: compiled_loss(x, None, masked)[0])
     contenders |= {k: make_step(r, ref_loss(r)) for k, r in references.items()}
+    profile_shares = step_profile(contenders["ours"])
     times = time_rounds(contenders, args.rounds)
     step = {
         name: {
@@ -254,12 +296,16 @@ def main() -> None:
             / step["reference_bool_mask"]["samples_per_s"],
             "speedup_vs_reference_float_mask": step["ours"]["samples_per_s"]
             / step["reference_float_mask"]["samples_per_s"],
+            "compiled_speedup_vs_reference_bool_mask": step["ours_compiled"]["samples_per_s"]
+            / step["reference_bool_mask"]["samples_per_s"],
             "max_abs_diff_vs_reference": max_diff,
             "gflop_per_step": flops / 1e9,
             "ours_gflops": ours_gflops,
         },
         "matmul_peak_gflops": peak,
         "ours_fraction_of_peak": ours_gflops / peak,
+        "compiled_fraction_of_peak": flops / step["ours_compiled"]["step_s_median"] / 1e9 / peak,
+        "ours_step_profile": profile_shares,
         "latency_batch1_ms": {
             **lat_ms,
             "speedup_p50": lat_ms["reference"]["p50"] / lat_ms["ours"]["p50"],
@@ -286,24 +332,30 @@ def markdown(r: dict) -> str:
         f"Pretraining step (forward + backward + AdamW), width 64, 6 + 6 blocks, batch "
         f"{s['batch']}, median of {s['rounds']} alternating rounds:",
         "",
-        "| formulation | samples/s | step (s) | ours is faster by | max abs diff of output |",
+        "| formulation | samples/s | step (s) | × the reference (boolean mask) | max abs diff "
+        "of output vs ours |",
         "|---|---|---|---|---|",
-        f"| ours (SDPA, fused QKV) | {s['ours']['samples_per_s']:.0f} | "
-        f"{s['ours']['step_s_median']:.2f} | — | — |",
     ]
+    base = s["reference_bool_mask"]["samples_per_s"]
     for key, label in (("reference_bool_mask", "reference: MHA + boolean mask"),
-                       ("reference_float_mask", "reference: MHA + float mask")):  # fmt: skip
+                       ("reference_float_mask", "reference: MHA + float mask"),
+                       ("ours", "ours (SDPA, fused QKV)"),
+                       ("ours_compiled", "ours + torch.compile (Inductor)")):  # fmt: skip
+        diff = s["max_abs_diff_vs_reference"].get(key)
         rows.append(
             f"| {label} | {s[key]['samples_per_s']:.0f} | {s[key]['step_s_median']:.2f} | "
-            f"{s['ours']['samples_per_s'] / s[key]['samples_per_s']:.2f}× | "
-            f"{s['max_abs_diff_vs_reference'][key]:.1e} |"
+            f"{s[key]['samples_per_s'] / base:.2f}× | {'—' if diff is None else f'{diff:.1e}'} |"
         )
     rows += [
         "",
         f"Matmul work per step: {s['gflop_per_step']:.1f} GFLOP; ours reaches "
         f"{s['ours_gflops']:.1f} GFLOP/s = {100 * r['ours_fraction_of_peak']:.0f} % of this "
         f"machine's measured fp32 matmul peak ({r['matmul_peak_gflops']:.1f} GFLOP/s, "
-        "1024² matmul).",
+        f"1024² matmul); compiled: {100 * r['compiled_fraction_of_peak']:.0f} %.",
+        "",
+        "Where one step of ours spends its CPU time (torch.profiler, self time): "
+        + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["ours_step_profile"].items())
+        + ".",
         "",
         "Batch-1 inference latency of the 6-block encoder (under `torch.inference_mode`; "
         '"ours" takes the fused small-batch path of `mmm_eeg.model.layers.run_blocks`, equal '
