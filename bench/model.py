@@ -68,24 +68,27 @@ def step_flops(model: torch.nn.Module, loss_fn) -> float:
     return float(counter.get_total_flops())
 
 
+# Kinds of operation, by exact ATen name (attention: any SDPA kernel, forward or backward).
 PROFILE_GROUPS = {
-    "attention (SDPA kernels)": ("scaled_dot_product", "flash_attention"),
-    "matrix multiplies": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
-    "copies and layout (permute/reshape materialised)": (
-        "aten::copy_",
-        "aten::clone",
-        "aten::contiguous",
-    ),
-    "GELU": ("aten::gelu",),
-    "layer norm": ("layer_norm",),
-    "additions, reductions, concatenation": (
+    "matrix multiplies": {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"},
+    "copies (materialised permutes and reshapes)": {"aten::copy_", "aten::clone"},
+    "GELU": {"aten::gelu", "aten::gelu_backward"},
+    "layer norm": {"aten::native_layer_norm", "aten::native_layer_norm_backward"},
+    "additions, reductions, concatenation": {
         "aten::add",
+        "aten::add_",
         "aten::sum",
         "aten::cat",
         "aten::mul",
         "aten::fill_",
-    ),
+    },
 }
+
+
+def _group(key: str) -> str:
+    if "scaled_dot_product" in key:
+        return "attention (SDPA kernels)"
+    return next((g for g, names in PROFILE_GROUPS.items() if key in names), "other")
 
 
 def step_profile(step) -> dict[str, float]:
@@ -95,14 +98,12 @@ def step_profile(step) -> dict[str, float]:
     step()
     with profile() as prof:
         step()
-    events = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
-    total = sum(t for _, t in events)
-    shares = {
-        group: sum(t for key, t in events if any(m in key for m in markers)) / total
-        for group, markers in PROFILE_GROUPS.items()
-    }
-    shares["other"] = 1.0 - sum(shares.values())
-    return shares
+    shares: dict[str, float] = {"attention (SDPA kernels)": 0.0}
+    shares |= dict.fromkeys(PROFILE_GROUPS, 0.0) | {"other": 0.0}
+    for event in prof.key_averages():
+        shares[_group(event.key)] += event.self_cpu_time_total
+    total = sum(shares.values())
+    return {k: v / total for k, v in shares.items()}
 
 
 def make_step(model: torch.nn.Module, loss_fn):
