@@ -185,31 +185,6 @@ def test_single_stage_mask_modes_never_switch():
         MaskSchedule(epochs=10, mode="global")
 
 
-@pytest.mark.parametrize("switches", [{}, {"block": "prenorm"}, {"hierarchy": False}])
-def test_fused_inference_path_equals_the_module_path(switches, monkeypatch):
-    from mmm_eeg.model import layers
-
-    enc = small_encoder(**switches).eval()
-    ae = MMMAutoencoder(enc, decoder_depth=2).eval()
-    present = torch.ones(4, 62, dtype=torch.bool)
-    present[:2, 19:] = False  # two samples with 19 nodes: a per-sample exclusion mask
-    x = torch.randn(4, 62, 5)
-    calls = []
-    fused = layers._fused_block
-    monkeypatch.setattr(layers, "_fused_block", lambda *a: calls.append(1) or fused(*a))
-    expected_tokens, expected_rec = enc(x, present), ae(x, present)  # autograd on: modules
-    assert not calls
-    with torch.inference_mode():
-        tokens, rec = enc(x, present), ae(x, present)
-    assert len(calls) == 2 + 2 + 2  # encoder; autoencoder's encoder and decoder
-    torch.testing.assert_close(tokens, expected_tokens, atol=1e-5, rtol=0)
-    torch.testing.assert_close(rec, expected_rec, atol=1e-5, rtol=0)
-    calls.clear()
-    with torch.inference_mode():  # a large batch keeps SDPA
-        enc(torch.randn(layers.FUSED_MAX_BATCH + 1, 62, 5))
-    assert not calls
-
-
 # -- ablation switches ----------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mmm_eeg.model.encoder import MMMEncoder, token_encoding
-from mmm_eeg.model.layers import Block, run_blocks
+from mmm_eeg.model.layers import Block
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 from mmm_eeg.validation import check_option
 
@@ -86,7 +86,8 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
             nodes = torch.where(hidden[..., None], nodes, tokens[:, :n])
         hidden = torch.cat([nodes, tokens[:, n:]], dim=1)
         hidden = hidden + self.decoder_pos_embed
-        hidden = run_blocks(self.decoder_blocks, hidden, mask)
+        for blk in self.decoder_blocks:
+            hidden = blk(hidden, mask)
         return self.head(self.decoder_norm(hidden[:, :n]))
 
     def loss(

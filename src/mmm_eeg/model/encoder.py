@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.model.layers import Block, BlockType, run_blocks
+from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pos_embed import PositionKind, position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config
 from mmm_eeg.topology import UnifiedTopology
@@ -192,7 +192,9 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All tokens after the blocks, and the SDPA mask they used (a decoder reuses it)."""
         tokens, mask = self.prepare(x, present, masked)
-        return run_blocks(self.blocks, tokens, mask), mask
+        for blk in self.blocks:
+            tokens = blk(tokens, mask)
+        return tokens, mask
 
     def unified(
         self,
