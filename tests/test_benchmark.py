@@ -14,8 +14,8 @@ METHODS = {"de_logreg", "riemann", "mmm_scratch", "mmm_pool", "mmm_tuh"}
 MMM = {"mmm_scratch", "mmm_pool", "mmm_tuh"}
 
 
-def _check_summary(summary, subjects):
-    assert set(summary) == {"mean", "std", "per_subject"}
+def _check_summary(summary, subjects, extra=()):
+    assert set(summary) == {"mean", "std", "per_subject", *extra}
     assert set(summary["per_subject"]) == set(subjects)
     values = list(summary["per_subject"].values())
     assert all(0.0 <= v <= 1.0 for v in values)
@@ -114,7 +114,9 @@ def test_quick_ablations_on_real_data(tmp_path, eeg_data):
     variants = r["variants"]
     assert list(variants) == ["none", "pos2d", "hierarchy", "mmm", "regional_only"]
     for name, v in variants.items():
-        _check_summary(v["linear_probe"], subjects)
+        _check_summary(v["linear_probe"], subjects, extra=("per_seed_mean", "seed_std"))
+        assert list(v["linear_probe"]["per_seed_mean"]) == ["0"]  # one seed in a quick run
+        assert v["linear_probe"]["seed_std"] is None
         _check_summary(v["finetuned"], ["eegmat-24"])
         # each variant's switches reached its saved encoder and pretraining run
         saved = json.loads(
