@@ -210,8 +210,8 @@ class MMMEncoder(PretrainedMixin, nn.Module):
 
         Under ``absent="exclude"`` absent nodes are never attended to, so their tokens cannot
         change this output: when every sample of the batch lacks the same nodes (one montage),
-        they are left out of the sequence altogether, which makes a 19-channel cap's windows
-        about twice as cheap to encode (80 -> 37 tokens) with the same result.
+        they are left out of the sequence altogether (a 19-channel cap: 37 tokens instead of
+        80), with the same result and much less work for a batch of windows.
         """
         n = self.topology.n_nodes
         kept = self._shared_present_nodes(present, masked)
