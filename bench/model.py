@@ -42,8 +42,6 @@ from mmm_eeg.model import MMMAutoencoder, MMMEncoder, random_mask  # noqa: E402
 from tests.reference_mmm import ReferenceAutoencoder, ReferenceMMM  # noqa: E402
 
 TABLE = ROOT / "src" / "mmm_eeg" / "data" / "seed62_coordinates.csv"
-CAP_1020 = ("FP1", "FP2", "F7", "F3", "FZ", "F4", "F8", "T7", "C3", "CZ", "C4", "T8", "P7",
-            "P3", "PZ", "P4", "P8", "O1", "O2")  # fmt: skip
 
 
 def matmul_peak_gflops(n: int = 1024, seconds: float = 3.0) -> float:
@@ -184,19 +182,6 @@ def onnx_encoders(encoder: MMMEncoder, folder: Path) -> dict:
     return out
 
 
-def cap_batch_s(encoder: MMMEncoder, cap: torch.Tensor, batch: int = 256) -> dict[str, float]:
-    """Seconds to encode a batch of 19-channel windows: 80 tokens against the 37 kept ones."""
-    x = torch.randn(batch, 62, 5)
-    present = cap.expand(batch, -1)
-    variants = {
-        "all_80_tokens": lambda: encoder(x, present),  # every token through the full sequence
-        "absent_left_out_37_tokens": lambda: encoder.unified(x, present),
-    }
-    with torch.inference_mode():
-        times = time_rounds(variants, rounds=7)
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
 def live_window_ms(encoder: MMMEncoder, iters: int = 200) -> dict[str, float]:
     """Per 1 s window of 19-channel EEG at 500 Hz: DE, mapping, standardisation, encoder."""
     from mmm_eeg.inference import MMMModel
@@ -271,21 +256,15 @@ def main() -> None:
     ours_gflops = flops / step["ours"]["step_s_median"] / 1e9
 
     encoder = MMMEncoder(dim=64, depth=6).eval()
-    reference = ReferenceMMM(TABLE).eval()
-    cap = torch.zeros(1, 62, dtype=torch.bool)  # the 19 nodes of a 10-20 cap (eegmat's)
-    cap[:, [encoder.topology.index(n) for n in CAP_1020]] = True
     encoders = {
-        "reference": reference,
+        "reference": ReferenceMMM(TABLE).eval(),
         "ours": encoder,
         "ours + torch.compile": torch.compile(encoder, dynamic=False),
-        "reference, 19-channel cap": lambda x: reference(x * cap[..., None]),
-        "ours, 19-channel cap": lambda x: encoder.unified(x, cap),
     }
     with tempfile.TemporaryDirectory() as tmp:
         encoders |= onnx_encoders(encoder, Path(tmp))
         lat = latency(encoders, args.latency_iters)
         latency_profile = batch1_profile(encoder)
-    cap_batch = cap_batch_s(encoder, cap)
     live = live_window_ms(encoder)
     lat_ms = {
         name: {"p50": 1e3 * float(np.percentile(t, 50)), "p99": 1e3 * float(np.percentile(t, 99))}
@@ -326,7 +305,6 @@ def main() -> None:
             "speedup_p99": lat_ms["reference"]["p99"] / lat_ms["ours"]["p99"],
         },
         "latency_batch1_profile": latency_profile,
-        "cap_batch_256_s": cap_batch,
         "live_window_ms": live,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -371,11 +349,7 @@ def markdown(r: dict) -> str:
         + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["ours_step_profile"].items())
         + ".",
         "",
-        "Batch-1 inference latency of the 6-block encoder (under `torch.inference_mode`); the "
-        "last two rows encode a window of a 19-channel 10-20 cap into the unified "
-        "representation: the reference runs its 80 tokens (absent electrodes as zeros), ours "
-        "leaves the absent nodes out of the sequence (37 tokens, the same result; "
-        "`MMMEncoder.unified`):",
+        "Batch-1 inference latency of the 6-block encoder (under `torch.inference_mode`):",
         "",
         "| formulation | p50 (ms) | p99 (ms) | faster than the reference at p50 / p99 |",
         "|---|---|---|---|",
@@ -384,17 +358,12 @@ def markdown(r: dict) -> str:
     for name, row in lat.items():
         if isinstance(row, dict):
             label = {"ours": "ours (eager)", "reference": "reference (MHA)"}
-            base = lat["reference, 19-channel cap"] if "cap" in name else ref
             rows.append(
                 f"| {label.get(name, name)} | {row['p50']:.2f} | {row['p99']:.2f} | "
-                f"{base['p50'] / row['p50']:.2f}× / {base['p99'] / row['p99']:.2f}× |"
+                f"{ref['p50'] / row['p50']:.2f}× / {ref['p99'] / row['p99']:.2f}× |"
             )
-    live, cap = r["live_window_ms"], r["cap_batch_256_s"]
+    live = r["live_window_ms"]
     rows += [
-        "",
-        f"A batch of 256 windows of the 19-channel cap: {cap['all_80_tokens']:.3f} s through "
-        f"all 80 tokens, {cap['absent_left_out_37_tokens']:.3f} s with the absent nodes left "
-        f"out ({cap['all_80_tokens'] / cap['absent_left_out_37_tokens']:.2f}× faster).",
         "",
         "Where a batch-1 forward of ours spends its CPU time: "
         + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["latency_batch1_profile"].items())

@@ -185,31 +185,6 @@ def test_single_stage_mask_modes_never_switch():
         MaskSchedule(epochs=10, mode="global")
 
 
-@pytest.mark.parametrize("hierarchy", [True, False])
-def test_absent_nodes_left_out_of_the_sequence_change_nothing(hierarchy):
-    enc = small_encoder(hierarchy=hierarchy).eval()
-    x = torch.randn(3, 62, 5)
-    present = torch.zeros(3, 62, dtype=torch.bool)
-    present[:, [TOPO.index(c) for c in ("FP1", "FP2", "CZ", "O1", "O2", "T7", "T8")]] = True
-    lengths = []
-    enc.blocks[0].register_forward_pre_hook(lambda m, a: lengths.append(a[0].shape[1]))
-    with torch.no_grad():
-        tokens = enc(x, present)  # every token, through the full sequence
-        shortcut = enc.unified(x, present)
-        mixed = present.clone()
-        mixed[0, TOPO.index("PZ")] = True  # montages differ: the full sequence again
-        enc.unified(x, mixed)
-        enc.absent = "zero"  # absent nodes take part: the full sequence again
-        enc.unified(x, present)
-    n_tokens = enc.n_tokens
-    assert lengths == [n_tokens, n_tokens - 62 + 7, n_tokens, n_tokens]
-    if hierarchy:
-        expected = tokens[:, 62:]
-    else:
-        expected = torch.stack([tokens[:, :62][present].view(3, 7, -1).mean(1), tokens[:, 62]], 1)
-    torch.testing.assert_close(shortcut, expected, atol=1e-5, rtol=0)
-
-
 # -- ablation switches ----------------------------------------------------------------------------
 
 

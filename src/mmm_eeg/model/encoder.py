@@ -207,54 +207,18 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         With the hierarchy: the region tokens and the class token (the paper's). Without: the
         mean of the present node tokens and the class token (a plain transformer's usual
         summaries).
-
-        Under ``absent="exclude"`` absent nodes are never attended to, so their tokens cannot
-        change this output: when every sample of the batch lacks the same nodes (one montage),
-        they are left out of the sequence altogether (a 19-channel cap: 37 tokens instead of
-        80), with the same result and much less work for a batch of windows.
         """
+        tokens = self(x, present, masked)
         n = self.topology.n_nodes
-        kept = self._shared_present_nodes(present, masked)
-        if kept is None:
-            tokens, nodes_present = self(x, present, masked), present
-        else:
-            tokens = self._encode_nodes(x, present, kept)
-            n, nodes_present = len(kept), None  # every node left in the sequence is present
         if self.hierarchy:
             return tokens[:, n:]
         nodes = tokens[:, :n]
-        if nodes_present is None:
+        if present is None:
             pooled = nodes.mean(1)
         else:
-            weight = nodes_present.to(device=nodes.device, dtype=nodes.dtype)[..., None]
+            weight = present.to(device=nodes.device, dtype=nodes.dtype)[..., None]
             pooled = (nodes * weight).sum(1) / weight.sum(1).clamp(min=1.0)
         return torch.stack([pooled, tokens[:, n]], dim=1)
-
-    def _shared_present_nodes(
-        self, present: torch.Tensor | None, masked: torch.Tensor | None
-    ) -> torch.Tensor | None:
-        """Indices of the present nodes when absent ones can be left out of the sequence."""
-        if self.absent != "exclude" or present is None or masked is not None:
-            return None
-        if torch.compiler.is_compiling():  # export keeps one graph for every montage
-            return None
-        present = present.to(torch.bool)
-        if present.ndim != 2 or present.all() or not (present == present[:1]).all():
-            return None
-        return present[0].nonzero()[:, 0].to(self.attn_mask.device)
-
-    def _encode_nodes(
-        self, x: torch.Tensor, present: torch.Tensor, kept: torch.Tensor
-    ) -> torch.Tensor:
-        """All tokens but the absent nodes': [kept nodes, regions, class token] after the blocks."""
-        tokens, _ = self.prepare(x, present)  # validates x and present
-        order = torch.cat([kept, torch.arange(self.topology.n_nodes, self.n_tokens,
-                                              device=kept.device)])  # fmt: skip
-        tokens = tokens[:, order]
-        allowed = ~self.attn_mask[order][:, order]
-        for blk in self.blocks:
-            tokens = blk(tokens, allowed)
-        return tokens
 
     # -- checkpoints ---------------------------------------------------------------------------
 

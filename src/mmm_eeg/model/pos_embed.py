@@ -32,6 +32,7 @@ from mmm_eeg.validation import check_option
 
 PositionKind = Literal["1d", "2d", "3d", "spherical", "none"]
 POSITION_KINDS: tuple[str, ...] = get_args(PositionKind)
+ENCODED_KINDS = ("1d", "2d", "3d", "spherical")  # the kinds that encode coordinates
 
 
 def sincos_encoding(dim: int, coordinates: np.ndarray) -> np.ndarray:
@@ -58,7 +59,7 @@ def sincos_encoding(dim: int, coordinates: np.ndarray) -> np.ndarray:
 
 def node_coordinates(topology: UnifiedTopology, kind: PositionKind) -> np.ndarray:
     """The coordinates a position-encoding kind encodes, shape (n_nodes, n_axes)."""
-    check_option("pos_encoding", kind, POSITION_KINDS[:-1])
+    check_option("pos_encoding", kind, ENCODED_KINDS)
     if kind == "1d":
         return np.arange(topology.n_nodes, dtype=np.float64)[:, None]
     if kind == "2d":
