@@ -81,6 +81,56 @@ def test_sample_without_present_node_is_an_error():
         small_encoder()(torch.randn(1, 62, 5), torch.zeros(1, 62, dtype=torch.bool))
 
 
+@pytest.mark.parametrize("hierarchy", [True, False])
+def test_fixed_montage_gives_the_unified_representation_from_fewer_tokens(hierarchy):
+    enc = small_encoder(hierarchy=hierarchy).eval()
+    rng = np.random.default_rng(0)
+    for n_present in (1, 4, 19, 62):
+        nodes = rng.choice(62, n_present, replace=False)
+        present = torch.zeros(3, 62, dtype=torch.bool)
+        present[:, nodes] = True
+        x = torch.randn(3, 62, 5)
+        fixed = enc.for_montage(nodes)  # any order; the input follows the sorted one
+        with torch.no_grad():
+            expected = enc.unified(x, present)
+            got = fixed(x[:, np.sort(nodes)])
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # The absent nodes really are gone from the sequence.
+    assert fixed.attn_mask.shape[0] == n_present + enc.n_tokens - 62
+
+
+def test_fixed_montage_is_a_frozen_snapshot_and_checks_its_input():
+    enc = small_encoder().eval()
+    fixed = enc.for_montage([3, 1, 2])
+    x = torch.randn(2, 3, 5)
+    before = fixed(x)
+    assert not any(p.requires_grad for p in fixed.parameters())
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(fixed(x), before)
+    with pytest.raises(ValueError, match=r"\(batch, 3, 5\)"):
+        fixed(torch.randn(2, 4, 5))
+    for nodes, message in (([], "at least one"), ([0, 62], r"\[0, 62\)"), ([1, 1], "repeated")):
+        with pytest.raises(ValueError, match=message):
+            enc.for_montage(nodes)
+    with pytest.raises(ValueError, match="absent='noise'"):
+        small_encoder(absent="noise").for_montage([0, 1])
+
+
+def test_fixed_montage_classifier_gives_the_classifiers_logits():
+    clf = MMMClassifier(small_encoder(), n_outputs=3).eval()
+    nodes = np.arange(0, 62, 3)
+    present = torch.zeros(4, 62, dtype=torch.bool)
+    present[:, nodes] = True
+    x = torch.randn(4, 62, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            clf.for_montage(nodes)(x[:, nodes]), clf(x, present), atol=1e-5, rtol=1e-5
+        )
+
+
 def test_prenorm_block_differs_from_reference_block():
     ref, pre = small_encoder(), small_encoder(block="prenorm")
     pre.load_state_dict(ref.state_dict())

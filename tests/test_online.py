@@ -26,7 +26,7 @@ def model():
     return MMMModel(classifier, FeatureSpec(normalize="recording"))
 
 
-def test_online_windows_equal_the_offline_route(model, eeg_data):
+def test_online_windows_equal_the_offline_route(model, eeg_data, caplog):
     raw = mne.io.read_raw_edf(
         eeg_data / "eegmat" / "Subject00_2.edf", preload=True, verbose="error"
     )
@@ -46,6 +46,16 @@ def test_online_windows_equal_the_offline_route(model, eeg_data):
         last = running.probabilities(window)
     # Running statistics reach the recording's own at its last window.
     np.testing.assert_allclose(last, offline[["a", "r"]].to_numpy()[-1], atol=1e-5)
+    # Compiled (Inductor, frozen weights, C++ wrapper): the same probabilities.
+    compiled = OnlineDecoder(model, raw.ch_names, sfreq, statistics=statistics, compile=True)
+    for i in (0, len(offline) // 2, len(offline) - 1):
+        first = round(offline["start_s"][i] * sfreq)
+        np.testing.assert_allclose(
+            compiled.probabilities(data[:, first : first + compiled.window_samples]),
+            offline[["a", "r"]].to_numpy()[i],
+            atol=1e-5,
+        )
+    assert "torch.compile failed" not in caplog.text
     with pytest.raises(UserInputError, match="None of the 2 channels maps"):
         OnlineDecoder(model, ["AUX1", "AUX2"], sfreq)
 
@@ -131,13 +141,14 @@ def test_stream_command(model, eeg_data, tmp_path):
     try:
         run = subprocess.run(
             [sys.executable, "-m", "mmm_eeg", "stream", str(tmp_path / "clf"), "--stream", name,
-             "--duration", "3", "--out", str(tmp_path / "live.csv")],
+             "--duration", "3", "--out", str(tmp_path / "live.csv"), "--compile"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     finally:
         player.stop()
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Decoded" in run.stdout and "windows" in run.stdout
+    assert "torch.compile failed" not in run.stderr
     assert len(pd.read_csv(tmp_path / "live.csv")) >= 3
 
 

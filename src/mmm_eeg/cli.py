@@ -729,6 +729,13 @@ def stream(
         float,
         typer.Option(help="Seconds to wait for a stream that stopped to return (0: stop)."),
     ] = 30.0,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the network for the stream's montage (needs a C++ compiler).",
+        ),
+    ] = False,
 ) -> None:
     """Decode a live Lab Streaming Layer stream (a headset, any montage) with a classifier."""
     from rich.live import Live
@@ -751,7 +758,7 @@ def stream(
         rows: list[dict[str, Any]] = []
         decode_stream(
             load_model(model), name, duration, step, out, on_prediction=show, outlet=outlet,
-            reconnect=reconnect,
+            reconnect=reconnect, compile=compile,
         )  # fmt: skip
     console.print(f"Decoded {len(rows)} windows" + (f"; predictions in {out}" if out else "."))
 

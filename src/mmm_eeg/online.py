@@ -25,6 +25,7 @@ import torch
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.features import differential_entropy
 from mmm_eeg.inference import MMMModel
+from mmm_eeg.model.fixed_montage import compile_for_inference
 from mmm_eeg.normalization import node_moments, standardize
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ class OnlineDecoder:
     statistics : (mean, std) | None
         Fixed standardisation statistics (shapes as ``Normalizer.statistics`` returns); None:
         running statistics.
+    compile : bool
+        Run the network through :func:`~mmm_eeg.model.fixed_montage.compile_for_inference`
+        (needs a C++ compiler; compiling takes tens of seconds here, at construction). If
+        compiling fails, the decoder warns and runs uncompiled.
+
+    Notes
+    -----
+    The montage is fixed for the decoder's life, so an encoder with ``absent="exclude"`` runs
+    as :meth:`MMMClassifier.for_montage`: the absent nodes are left out of the sequence (the
+    same probabilities, to float rounding, from a shorter sequence).
     """
 
     def __init__(
@@ -52,6 +63,7 @@ class OnlineDecoder:
         ch_names: Sequence[str],
         sfreq: float,
         statistics: tuple[np.ndarray, np.ndarray] | None = None,
+        compile: bool = False,
     ) -> None:
         model._require_classifier()
         config = model.spec.preprocessing
@@ -69,6 +81,7 @@ class OnlineDecoder:
         self.channels = mapping.source[self.nodes]
         self.window_samples = round(config.window * self.sfreq)
         self._moments: list[np.ndarray] | None = None
+        self._network = _network_for(model, self.nodes, compile)
 
     def probabilities(self, window: np.ndarray) -> np.ndarray:
         """Class probabilities (n_classes,) of one window (n_channels, window_samples), volts."""
@@ -88,7 +101,7 @@ class OnlineDecoder:
         x[0, self.nodes], present[0, self.nodes] = de, True
         z = self._standardize(x, present)
         with torch.no_grad():
-            logits = self.model.network(torch.from_numpy(z), torch.from_numpy(present))
+            logits = self._network(torch.from_numpy(z), torch.from_numpy(present))
         return torch.softmax(logits, -1).numpy()[0]
 
     def _standardize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -107,6 +120,33 @@ class OnlineDecoder:
         return standardize(x, present, mean, std)
 
 
+def _network_for(
+    model: MMMModel, nodes: np.ndarray, compile: bool
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(x, present) -> logits`` for windows that have ``nodes`` present."""
+    full = model.encoder.absent != "exclude"
+    network = model.network if full else model.network.for_montage(nodes)  # type: ignore[union-attr]
+    index = torch.from_numpy(nodes)
+
+    def run(x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        return network(x, present) if full else network(x[:, index])
+
+    if compile:  # ``run`` reads ``network`` when called, so rebinding it here takes effect
+        eager = network
+        network = compile_for_inference(eager)
+        present = torch.zeros(1, model.encoder.topology.n_nodes, dtype=torch.bool)
+        present[0, index] = True
+        try:
+            with torch.no_grad():
+                run(torch.zeros(1, len(present[0]), model.encoder.in_features), present)
+        except Exception as err:  # any compiler failure: the eager path gives the same output
+            logger.warning(
+                "torch.compile failed (%s); decoding without it.", str(err).splitlines()[0]
+            )
+            network = eager
+    return run
+
+
 def decode_stream(
     model: MMMModel,
     stream_name: str,
@@ -117,6 +157,7 @@ def decode_stream(
     timeout: float = 10.0,
     outlet: str | None = None,
     reconnect: float = 0.0,
+    compile: bool = False,
 ) -> list[dict[str, Any]]:
     """Decode a Lab Streaming Layer stream for ``duration`` seconds, one window every ``step``.
 
@@ -144,6 +185,8 @@ def decode_stream(
         When the stream stops sending (a headset out of range, a restarted amplifier), wait up
         to this many seconds for a stream of the same name to return and go on decoding it;
         0: end at once. Windows are decoded again once a full window of new samples arrived.
+    compile : bool
+        Compile the network for the stream's montage (see :class:`OnlineDecoder`).
 
     Returns
     -------
@@ -157,7 +200,7 @@ def decode_stream(
     rows: list[dict[str, Any]] = []
     writer, handle = None, None
     try:
-        decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
+        decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"], compile=compile)
         classes = model.classes
         publish = _outlet(outlet, classes) if outlet is not None else None
         if out is not None:
@@ -182,7 +225,9 @@ def decode_stream(
                     break
                 logger.warning("Stream %s is back; decoding resumes.", stream_name)
                 if (stream.ch_names, stream.info["sfreq"]) != (decoder.ch_names, decoder.sfreq):
-                    decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"])
+                    decoder = OnlineDecoder(
+                        model, stream.ch_names, stream.info["sfreq"], compile=compile
+                    )
                 received, last_stamp, stalled_since = 0, None, time.monotonic()
                 continue
             stalled_since = time.monotonic()

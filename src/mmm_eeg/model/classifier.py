@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -95,6 +97,15 @@ class MMMClassifier(PretrainedMixin, nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             tokens = self.encoder.unified(x, present)
         return self.head(tokens)
+
+    def for_montage(self, nodes: Sequence[int] | np.ndarray) -> nn.Sequential:
+        """A frozen copy for windows that all have ``nodes`` (topology indices) present.
+
+        Input: the present nodes' features in topology order, (batch, len(nodes), features);
+        output: logits. See :meth:`MMMEncoder.for_montage`.
+        """
+        head = copy.deepcopy(self.head).eval().requires_grad_(False)
+        return nn.Sequential(self.encoder.for_montage(nodes), head)
 
     def config(self) -> dict[str, Any]:
         return {

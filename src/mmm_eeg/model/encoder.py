@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
+import numpy as np
 import torch
 from torch import nn
 
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.model.fixed_montage import FixedMontageEncoder
 from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pos_embed import PositionKind, position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config
@@ -219,6 +222,14 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             weight = present.to(device=nodes.device, dtype=nodes.dtype)[..., None]
             pooled = (nodes * weight).sum(1) / weight.sum(1).clamp(min=1.0)
         return torch.stack([pooled, tokens[:, n]], dim=1)
+
+    def for_montage(self, nodes: Sequence[int] | np.ndarray) -> FixedMontageEncoder:
+        """A frozen copy for windows that all have ``nodes`` (topology indices) present.
+
+        Absent nodes are left out of the sequence (``absent="exclude"`` only), which gives the
+        same :meth:`unified` from fewer tokens; see :class:`FixedMontageEncoder`.
+        """
+        return FixedMontageEncoder(self, nodes)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
