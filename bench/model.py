@@ -1,22 +1,24 @@
 """Model speed: our MMM against the reference formulation, side by side in one process.
 
-Measures, on this CPU with a fixed thread count:
+Measures, on this CPU:
 1. one pretraining step (forward, backward, AdamW) of the 6 + 6 block autoencoder, width 64,
    batch 512: ours (fused SDPA) against the reference formulation (``nn.MultiheadAttention`` as
    the reference code calls it, with its boolean mask, and with the equivalent float mask);
 2. that the two give the same reconstruction from the same weights (max |difference|);
 3. this machine's fp32 matmul peak and the fraction of it our step reaches;
-4. batch-1 inference latency (p50, p99) of the 6-block encoder: the reference, ours in eager
-   PyTorch and under ``torch.compile``, and the same weights exported to ONNX (onnxruntime, 1 and
-   2 threads), and where a batch-1 forward spends its time;
-5. the live loop's cost per 1 s window: DE of one window, mapping, standardisation and the
-   encoder (``MMMModel.embed`` on one second of 19-channel EEG), against the window's length.
+4. batch-1 inference latency (p50, p99) of the 6-block encoder, with 1 thread and with
+   ``--threads``: the reference, ours in eager PyTorch and compiled (``compile_for_inference``),
+   the same weights exported to ONNX (onnxruntime), and ours on a fixed 19- and 4-channel
+   montage (``MMMEncoder.for_montage``: absent nodes out of the sequence), eager and compiled;
+   and where an eager batch-1 forward spends its time;
+5. the live loop's cost per 1 s window (``OnlineDecoder``: DE, mapping, standardisation and the
+   classifier on 19 channels), eager and compiled, against the window's length.
 
 Rounds alternate between the contenders so that load on this shared machine hits both alike;
 figures are ratios from the same run. Writes JSON (bench/results/model.json) and the table in
 docs/benchmarks.md.
 
-    .venv/bin/python bench/model.py            # about 3 minutes on 2 cores
+    .venv/bin/python bench/model.py            # about 6 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.model import MMMAutoencoder, MMMEncoder, random_mask  # noqa: E402
+from mmm_eeg.model.fixed_montage import compile_for_inference  # noqa: E402
 from tests.reference_mmm import ReferenceAutoencoder, ReferenceMMM  # noqa: E402
 
 TABLE = ROOT / "src" / "mmm_eeg" / "data" / "seed62_coordinates.csv"
@@ -130,19 +133,58 @@ def time_rounds(contenders: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def latency(encoders: dict, iters: int, chunk: int = 50) -> dict[str, list[float]]:
-    x = torch.randn(1, 62, 5)
-    out: dict[str, list[float]] = {name: [] for name in encoders}
+MONTAGES = {
+    "19 channels (10-20)": ["Fp1", "Fp2", "F3", "F4", "F7", "F8", "T7", "T8", "C3", "C4", "P7",
+                            "P8", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz"],
+    "4 channels (Muse)": ["TP9", "AF7", "AF8", "TP10"],
+}  # fmt: skip
+
+
+def latency(contenders: dict, iters: int, chunk: int = 50) -> dict[str, dict[str, float]]:
+    """Batch-1 latency (ms) of each ``name: (fn, args)``, in alternating chunks of calls.
+
+    Each chunk starts with one untimed call: the first call after another contender ran finds
+    cold caches, which is the switch in this loop, not the contender; its time is kept apart as
+    ``cold_p50``.
+    """
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    cold: dict[str, list[float]] = {name: [] for name in contenders}
     with torch.inference_mode():
-        for enc in encoders.values():
+        for fn, args in contenders.values():
             for _ in range(20):
-                enc(x)
+                fn(*args)
         for _ in range(iters // chunk):
-            for name, enc in encoders.items():
+            for name, (fn, args) in contenders.items():
+                t = time.perf_counter()
+                fn(*args)
+                cold[name].append(time.perf_counter() - t)
                 for _ in range(chunk):
                     t = time.perf_counter()
-                    enc(x)
-                    out[name].append(time.perf_counter() - t)
+                    fn(*args)
+                    times[name].append(time.perf_counter() - t)
+    return {
+        name: {"p50": 1e3 * float(np.percentile(t, 50)), "p99": 1e3 * float(np.percentile(t, 99)),
+               "cold_p50": 1e3 * float(np.median(cold[name]))}
+        for name, t in times.items()
+    }  # fmt: skip
+
+
+def latency_contenders(encoder: MMMEncoder, threads: int, folder: Path) -> dict:
+    """``name: (fn, args, tokens)`` for one thread count: the reference and our variants."""
+    x = torch.randn(1, 62, 5)
+    out = {
+        "reference (MHA, 80 tokens)": (ReferenceMMM(TABLE).eval(), (x,), 80),
+        "ours, eager": (encoder, (x,), 80),
+        "ours, compiled": (compile_for_inference(encoder), (x,), 80),
+        "onnxruntime": (onnx_session(encoder, folder, threads), (x,), 80),
+    }
+    for label, names in MONTAGES.items():
+        nodes = np.flatnonzero(encoder.topology.map_channels(names).present)
+        fixed = encoder.for_montage(nodes)
+        tokens = fixed.attn_mask.shape[0]
+        out[f"ours, {label}, fixed montage"] = (fixed, (x[:, nodes],), tokens)
+        compiled = compile_for_inference(fixed)
+        out[f"ours, {label}, fixed montage, compiled"] = (compiled, (x[:, nodes],), tokens)
     return out
 
 
@@ -157,46 +199,48 @@ def batch1_profile(encoder: MMMEncoder) -> dict[str, float]:
     return step_profile(forward)
 
 
-def onnx_encoders(encoder: MMMEncoder, folder: Path) -> dict:
-    """The encoder exported with ``mmm_eeg.export``, run by onnxruntime with 1 and 2 threads."""
+def onnx_session(encoder: MMMEncoder, folder: Path, threads: int):
+    """The encoder exported with ``mmm_eeg.export``, run by onnxruntime with ``threads``."""
     import onnxruntime as ort
 
     from mmm_eeg.export import export_onnx
     from mmm_eeg.inference import MMMModel
 
-    path = export_onnx(MMMModel(encoder), folder / "encoder.onnx")
+    path = folder / "encoder.onnx"
+    if not path.exists():
+        export_onnx(MMMModel(encoder), path)
     present = np.ones((1, 62), dtype=bool)
-    out = {}
-    for threads in (1, 2):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        # onnxruntime's threads spin after each run by default, taking the cores from the
-        # contender timed next; without spinning the rows measure each runtime, not the mix.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(path), options)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # onnxruntime's threads spin after each run by default, taking the cores from the
+    # contender timed next; without spinning the rows measure each runtime, not the mix.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options)
 
-        def run(x: torch.Tensor, session=session) -> None:
-            session.run(None, {"x": x.numpy(), "present": present})
+    def run(x: torch.Tensor) -> None:
+        session.run(None, {"x": x.numpy(), "present": present})
 
-        out[f"onnxruntime, {threads} thread{'s' if threads > 1 else ''}"] = run
-    return out
+    return run
 
 
-def live_window_ms(encoder: MMMEncoder, iters: int = 200) -> dict[str, float]:
-    """Per 1 s window of 19-channel EEG at 500 Hz: DE, mapping, standardisation, encoder."""
+def live_window_ms(encoder: MMMEncoder, compile: bool, iters: int = 200) -> dict[str, float]:
+    """Per 1 s window of 19-channel EEG at 500 Hz, the live loop's ``OnlineDecoder``: DE,
+    mapping, running standardisation, the classifier (its encoder's fixed-montage form)."""
     from mmm_eeg.inference import MMMModel
+    from mmm_eeg.model import MMMClassifier
+    from mmm_eeg.online import OnlineDecoder
     from mmm_eeg.spec import FeatureSpec
 
-    names = ["Fp1", "Fp2", "F3", "F4", "F7", "F8", "T7", "T8", "C3", "C4", "P7", "P8", "P3",
-             "P4", "O1", "O2", "Fz", "Cz", "Pz"]  # fmt: skip
-    model = MMMModel(encoder, FeatureSpec())
-    window = (np.random.default_rng(0).normal(scale=1e-5, size=(19, 500)), names, 500.0)
+    names = MONTAGES["19 channels (10-20)"]
+    model = MMMModel(MMMClassifier(copy.deepcopy(encoder), 2), FeatureSpec())
+    decoder = OnlineDecoder(model, names, 500.0, compile=compile)
+    window = np.random.default_rng(0).normal(scale=1e-5, size=(19, 500))
     for _ in range(10):
-        model.embed(window)
+        decoder.probabilities(window)
     times = []
     for _ in range(iters):
         t = time.perf_counter()
-        model.embed(window)
+        decoder.probabilities(window)
         times.append(time.perf_counter() - t)
     p50 = 1e3 * float(np.percentile(times, 50))
     return {"p50": p50, "p99": 1e3 * float(np.percentile(times, 99)), "real_time_factor": 1e3 / p50}
@@ -256,20 +300,27 @@ def main() -> None:
     ours_gflops = flops / step["ours"]["step_s_median"] / 1e9
 
     encoder = MMMEncoder(dim=64, depth=6).eval()
-    encoders = {
-        "reference": ReferenceMMM(TABLE).eval(),
-        "ours": encoder,
-        "ours + torch.compile": torch.compile(encoder, dynamic=False),
-    }
+    latency_profile = batch1_profile(encoder)
+    # Inductor's kernels take their thread count when compiled: no cached graph across passes.
+    torch._inductor.config.fx_graph_cache = False
+    lat, live = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        encoders |= onnx_encoders(encoder, Path(tmp))
-        lat = latency(encoders, args.latency_iters)
-        latency_profile = batch1_profile(encoder)
-    live = live_window_ms(encoder)
-    lat_ms = {
-        name: {"p50": 1e3 * float(np.percentile(t, 50)), "p99": 1e3 * float(np.percentile(t, 99))}
-        for name, t in lat.items()
-    }
+        for threads in (1, args.threads):
+            torch.set_num_threads(threads)
+            torch._dynamo.reset()
+            contenders = latency_contenders(encoder, threads, Path(tmp))
+            timed = latency({k: v[:2] for k, v in contenders.items()}, args.latency_iters)
+            ref = timed["reference (MHA, 80 tokens)"]
+            for name, row in timed.items():
+                row["tokens"] = contenders[name][2]
+                row["speedup_p50"] = ref["p50"] / row["p50"]
+                row["speedup_p99"] = ref["p99"] / row["p99"]
+            lat[str(threads)] = timed
+            live[str(threads)] = {
+                "eager": live_window_ms(encoder, compile=False),
+                "compiled": live_window_ms(encoder, compile=True),
+            }
+    torch.set_num_threads(args.threads)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "command": "python bench/model.py " + " ".join(sys.argv[1:]),
@@ -299,11 +350,7 @@ def main() -> None:
         "ours_fraction_of_peak": ours_gflops / peak,
         "compiled_fraction_of_peak": flops / step["ours_compiled"]["step_s_median"] / 1e9 / peak,
         "ours_step_profile": profile_shares,
-        "latency_batch1_ms": {
-            **lat_ms,
-            "speedup_p50": lat_ms["reference"]["p50"] / lat_ms["ours"]["p50"],
-            "speedup_p99": lat_ms["reference"]["p99"] / lat_ms["ours"]["p99"],
-        },
+        "latency_batch1_ms": lat,
         "latency_batch1_profile": latency_profile,
         "live_window_ms": live,
     }
@@ -349,30 +396,49 @@ def markdown(r: dict) -> str:
         + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["ours_step_profile"].items())
         + ".",
         "",
-        "Batch-1 inference latency of the 6-block encoder (under `torch.inference_mode`):",
+        "Batch-1 inference latency of the 6-block encoder, width 64 (under "
+        "`torch.inference_mode`; p50 and p99 over the timed calls, each chunk of 50 after one "
+        "untimed call; the cold column is the median of those first calls after another "
+        "contender ran). The reference always runs 80 tokens; a fixed montage "
+        '(`MMMEncoder.for_montage`, `absent="exclude"`) leaves the absent nodes out; '
+        "compiled = `compile_for_inference` (Inductor, frozen weights, C++ wrapper):",
         "",
-        "| formulation | p50 (ms) | p99 (ms) | faster than the reference at p50 / p99 |",
-        "|---|---|---|---|",
     ]
-    ref = lat["reference"]
-    for name, row in lat.items():
-        if isinstance(row, dict):
-            label = {"ours": "ours (eager)", "reference": "reference (MHA)"}
-            rows.append(
-                f"| {label.get(name, name)} | {row['p50']:.2f} | {row['p99']:.2f} | "
-                f"{ref['p50'] / row['p50']:.2f}× / {ref['p99'] / row['p99']:.2f}× |"
+    passes = list(lat)
+    rows += [
+        "| contender | tokens | "
+        + " | ".join(f"{t} thread{'s' if t != '1' else ''}: p50 / p99 / cold (ms) | × reference "
+                     "p50 / p99" for t in passes)
+        + " |",
+        "|---|---|" + "---|---|" * len(passes),
+    ]  # fmt: skip
+    for name in lat[passes[0]]:
+        cells = []
+        for t in passes:
+            row = lat[t][name]
+            cells.append(
+                f"{row['p50']:.2f} / {row['p99']:.2f} / {row['cold_p50']:.2f} | "
+                f"{row['speedup_p50']:.2f}× / {row['speedup_p99']:.2f}×"
             )
-    live = r["live_window_ms"]
+        rows.append(f"| {name} | {lat[passes[0]][name]['tokens']} | " + " | ".join(cells) + " |")
     rows += [
         "",
-        "Where a batch-1 forward of ours spends its CPU time: "
+        "Where a batch-1 forward of ours (eager, 62 channels) spends its CPU time: "
         + ", ".join(f"{k} {100 * v:.0f} %" for k, v in r["latency_batch1_profile"].items())
         + ".",
         "",
-        f"Live loop, per 1 s window of 19 channels at 500 Hz (DE, mapping, standardisation, "
-        f"encoder; `MMMModel.embed`): p50 {live['p50']:.2f} ms, p99 {live['p99']:.2f} ms, "
-        f"{live['real_time_factor']:.0f}× faster than real time.",
+        "Live loop (`OnlineDecoder.probabilities`: DE, mapping, running standardisation, "
+        "classifier on the fixed montage), per 1 s window of 19 channels at 500 Hz:",
+        "",
+        "| threads | network | p50 (ms) | p99 (ms) | × faster than real time |",
+        "|---|---|---|---|---|",
     ]
+    for t, runs in r["live_window_ms"].items():
+        for kind, live in runs.items():
+            rows.append(
+                f"| {t} | {kind} | {live['p50']:.2f} | {live['p99']:.2f} | "
+                f"{live['real_time_factor']:.0f}× |"
+            )
     return "\n".join(rows)
 
 

@@ -125,6 +125,29 @@ def test_predict_equals_evaluate_window_by_window(corpus_path, eeg_data, tmp_pat
     )
 
 
+@pytest.mark.parametrize("absent", ["exclude", "noise"])
+def test_windows_with_different_channels_come_back_in_order(absent):
+    """Windows are run grouped by their present nodes (a fixed montage each, under "exclude");
+    the outputs are the full network's, in window order."""
+    torch.manual_seed(0)
+    classifier = MMMClassifier(MMMEncoder(dim=16, depth=2, heads=2, absent=absent), 3).eval()
+    model = MMMModel(classifier, FeatureSpec(normalize="recording"))
+    rng = np.random.default_rng(0)
+    montages = [["Fp1", "Fp2", "C3", "C4", "O1", "O2"], ["TP9", "AF7", "AF8", "TP10"], ["Cz"]]
+    data = [(rng.normal(scale=1e-5, size=(len(m), 2000)), m, 250.0) for m in montages * 2]
+    x, present, _ = model.features(data)
+    assert len(np.unique(present, axis=0)) == 3
+    proba = model.predict_proba(data)
+    tokens = model.embed(data)
+    with torch.no_grad():  # each call of the model draws the noise policy's noise from seed 0
+        torch.manual_seed(0)
+        logits = classifier(torch.from_numpy(x), torch.from_numpy(present))
+        torch.manual_seed(0)
+        expected = classifier.encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
+    np.testing.assert_allclose(proba[["0", "1", "2"]], torch.softmax(logits, -1), atol=1e-5)
+    np.testing.assert_allclose(tokens, expected, atol=1e-5)
+
+
 def test_a_corpus_made_otherwise_is_refused(corpus_path, tmp_path):
     classifier = MMMClassifier(
         MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]

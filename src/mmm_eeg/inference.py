@@ -200,18 +200,12 @@ class MMMModel:
         if pool is not None:
             check_option("pool", pool, ("mean", "cls"))
         x, present, windows = self.features(data, groups)
-        out = []
-        for start in range(0, len(x), batch_size):
-            tokens = self.encoder.unified(
-                torch.from_numpy(x[start : start + batch_size]),
-                torch.from_numpy(present[start : start + batch_size]),
-            )
-            if pool == "mean":
-                tokens = tokens.mean(1)
-            elif pool == "cls":
-                tokens = tokens[:, -1]
-            out.append(tokens.numpy())
-        return (np.concatenate(out), windows) if return_windows else np.concatenate(out)
+        tokens = self._forward(x, present, batch_size, logits=False)
+        if pool == "mean":
+            tokens = tokens.mean(1)
+        elif pool == "cls":
+            tokens = tokens[:, -1]
+        return (tokens, windows) if return_windows else tokens
 
     @torch.no_grad()
     @_seeded
@@ -219,18 +213,8 @@ class MMMModel:
         """Class probabilities per window: ``start_s`` (``epoch``), one column per class."""
         self._require_classifier()
         x, present, windows = self.features(data)
-        probabilities = np.concatenate(
-            [
-                torch.softmax(
-                    self.network(
-                        torch.from_numpy(x[s : s + batch_size]),
-                        torch.from_numpy(present[s : s + batch_size]),
-                    ),
-                    -1,
-                ).numpy()
-                for s in range(0, len(x), batch_size)
-            ]
-        )
+        logits = torch.from_numpy(self._forward(x, present, batch_size, logits=True))
+        probabilities = torch.softmax(logits, -1).numpy()
         return pd.concat([windows, pd.DataFrame(probabilities, columns=self.classes)], axis=1)
 
     def predict(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
@@ -241,6 +225,40 @@ class MMMModel:
     def most_probable(self, proba: pd.DataFrame) -> np.ndarray:
         """The class with the highest probability in each row of a ``predict_proba`` table."""
         return np.asarray(self.classes, dtype=object)[proba[self.classes].to_numpy().argmax(1)]
+
+    def _forward(
+        self, x: np.ndarray, present: np.ndarray, batch_size: int, logits: bool
+    ) -> np.ndarray:
+        """The unified tokens (or, ``logits=True``, the classifier's logits) of each window.
+
+        Under ``absent="exclude"`` the windows are grouped by their present nodes and each group
+        runs as a fixed montage (``for_montage``: absent nodes out of the sequence, 37 tokens
+        instead of 80 for 19 channels), which gives the same outputs to float rounding.
+        """
+        network = self.network if logits else self.encoder
+        full = network if logits else self.encoder.unified
+        if self.encoder.absent == "exclude":
+            patterns, group = np.unique(present, axis=0, return_inverse=True)
+            group = group.reshape(-1)
+            parts = [
+                (np.flatnonzero(group == k), np.flatnonzero(row)) for k, row in enumerate(patterns)
+            ]
+        else:
+            parts = [(np.arange(len(x)), None)]
+        out: np.ndarray | None = None
+        for rows, nodes in parts:
+            fixed = None if nodes is None else network.for_montage(nodes)
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                if fixed is None:
+                    result = full(torch.from_numpy(x[chunk]), torch.from_numpy(present[chunk]))
+                else:
+                    result = fixed(torch.from_numpy(x[chunk][:, nodes]))
+                if out is None:
+                    out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
+                out[chunk] = result.numpy()
+        assert out is not None  # features() refuses data without windows
+        return out
 
     def _require_classifier(self) -> None:
         if not self.is_classifier:
