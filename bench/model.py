@@ -185,6 +185,8 @@ def latency_contenders(encoder: MMMEncoder, threads: int, folder: Path) -> dict:
         out[f"ours, {label}, fixed montage"] = (fixed, (x[:, nodes],), tokens)
         compiled = compile_for_inference(fixed)
         out[f"ours, {label}, fixed montage, compiled"] = (compiled, (x[:, nodes],), tokens)
+        session = onnx_session(encoder, folder, threads, names)
+        out[f"onnxruntime, {label}, fixed montage"] = (session, (x[:, nodes],), tokens)
     return out
 
 
@@ -218,17 +220,20 @@ def batch1_profile(encoder: MMMEncoder) -> dict[str, float]:
     return step_profile(forward)
 
 
-def onnx_session(encoder: MMMEncoder, folder: Path, threads: int):
-    """The encoder exported with ``mmm_eeg.export``, run by onnxruntime with ``threads``."""
+def onnx_session(
+    encoder: MMMEncoder, folder: Path, threads: int, channels: list[str] | None = None
+):
+    """The encoder exported with ``mmm_eeg.export`` (for ``channels`` only, if given), run by
+    onnxruntime with ``threads``; the returned function takes the graph's ``x``."""
     import onnxruntime as ort
 
     from mmm_eeg.export import export_onnx
     from mmm_eeg.inference import MMMModel
 
-    path = folder / "encoder.onnx"
+    path = folder / f"encoder-{len(channels) if channels else 'all'}.onnx"
     if not path.exists():
-        export_onnx(MMMModel(encoder), path)
-    present = np.ones((1, 62), dtype=bool)
+        export_onnx(MMMModel(encoder), path, channels)
+    feed = {} if channels else {"present": np.ones((1, 62), dtype=bool)}
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     # onnxruntime's threads spin after each run by default, taking the cores from the
@@ -237,7 +242,7 @@ def onnx_session(encoder: MMMEncoder, folder: Path, threads: int):
     session = ort.InferenceSession(str(path), options)
 
     def run(x: torch.Tensor) -> None:
-        session.run(None, {"x": x.numpy(), "present": present})
+        session.run(None, {"x": x.numpy(), **feed})
 
     return run
 

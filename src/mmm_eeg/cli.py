@@ -703,13 +703,22 @@ def export(
         str, typer.Argument(help="A model: classifier or encoder directory, run, or a name.")
     ],
     onnx: Annotated[Path, typer.Option("--onnx", help="The .onnx file to write.")],
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated channel names: export for this montage only (a smaller, "
+            "faster graph whose input is those channels)."
+        ),
+    ] = None,
 ) -> None:
     """Export a model to ONNX, its input contract in the file's metadata."""
     from mmm_eeg.export import export_onnx
     from mmm_eeg.inference import load_model
 
-    export_onnx(load_model(model), onnx)
-    console.print(f"Wrote {onnx} (inputs x, present; metadata: feature_spec)", highlight=False)
+    names = None if channels is None else [c.strip() for c in channels.split(",") if c.strip()]
+    export_onnx(load_model(model), onnx, names)
+    inputs = "x, present" if names is None else "x (the mapped channels, in input_channels order)"
+    console.print(f"Wrote {onnx} (inputs: {inputs}; metadata: feature_spec)", highlight=False)
 
 
 @app.command()

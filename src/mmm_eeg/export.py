@@ -4,14 +4,20 @@
 handling inside the graph, a dynamic batch) and, in the file's metadata, the model's
 :class:`~mmm_eeg.spec.FeatureSpec` and class names, so a runtime in any language knows how to
 make its input. Reading it needs onnx/onnxruntime only (protobuf, never pickle).
+
+With ``channels`` (a headset's channel names) the graph is the model's fixed-montage form
+(:meth:`~mmm_eeg.model.MMMEncoder.for_montage`): its input holds only the mapped channels, the
+absent nodes are out of the sequence, and the graph is smaller and faster.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,7 +39,7 @@ class _Unified(nn.Module):
         return self.encoder.unified(x, present)
 
 
-def export_onnx(model: MMMModel, out: str | Path) -> Path:
+def export_onnx(model: MMMModel, out: str | Path, channels: Sequence[str] | None = None) -> Path:
     """Write ``model`` as an ONNX file (atomically).
 
     Parameters
@@ -43,12 +49,17 @@ def export_onnx(model: MMMModel, out: str | Path) -> Path:
         encoder ``(x, present) -> tokens`` (batch, n_regions + 1, dim).
     out : str | path-like
         The ``.onnx`` file.
+    channels : sequence of str | None
+        Export for this montage only (an encoder with ``absent="exclude"``): the input ``x`` is
+        (batch, n_mapped, n_bands), one row per channel the topology maps, in the order the
+        metadata's ``input_channels`` lists; there is no ``present`` input. None: all nodes.
 
     Returns
     -------
     Path
-        ``out``. Its metadata holds ``feature_spec`` (JSON), ``classes`` (JSON, classifiers)
-        and ``output`` ("logits" or "tokens").
+        ``out``. Its metadata holds ``feature_spec`` (JSON), ``classes`` (JSON, classifiers),
+        ``output`` ("logits" or "tokens") and, with ``channels``, ``input_channels`` and
+        ``input_nodes`` (JSON).
 
     Notes
     -----
@@ -63,22 +74,37 @@ def export_onnx(model: MMMModel, out: str | Path) -> Path:
         ) from err
     out = Path(out)
     network = model.network if model.is_classifier else _Unified(model.encoder)
-    network = network.eval()
     topology = model.encoder.topology
     x = torch.zeros(2, topology.n_nodes, model.encoder.in_features)
     present = torch.ones(2, topology.n_nodes, dtype=torch.bool)
     present[0, 0] = False  # trace the absent-node path too
+    inputs, names = (x, present), ["x", "present"]
+    metadata = {"feature_spec": json.dumps(model.spec.to_dict())}
+    if channels is not None:
+        if model.encoder.absent != "exclude":
+            raise UserInputError(
+                f"This model fills absent nodes ({model.encoder.absent!r}), so they take part in "
+                "every window; export it without channels.",
+                parameter="channels",
+            )
+        mapping = topology.map_channels(list(channels), on_unknown="drop")  # raises if none
+        nodes = np.flatnonzero(mapping.present)
+        network = (model.network if model.is_classifier else model.encoder).for_montage(nodes)
+        inputs, names = (x[:, nodes],), ["x"]
+        metadata["input_channels"] = json.dumps([channels[i] for i in mapping.source[nodes]])
+        metadata["input_nodes"] = json.dumps([topology.nodes[i] for i in nodes])
+    network = network.eval()
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     output = "logits" if model.is_classifier else "tokens"
+    metadata["output"] = output
+    if model.is_classifier:
+        metadata["classes"] = json.dumps(model.classes)
     with atomic_path(out) as tmp:
         program = torch.onnx.export(
-            network, (x, present), None, input_names=["x", "present"], output_names=[output],
-            dynamic_shapes={"x": {0: batch}, "present": {0: batch}}, dynamo=True, verbose=False,
+            network, inputs, None, input_names=names, output_names=[output],
+            dynamic_shapes=tuple({0: batch} for _ in names), dynamo=True, verbose=False,
         )  # fmt: skip
         proto = program.model_proto
-        metadata = {"feature_spec": json.dumps(model.spec.to_dict()), "output": output}
-        if model.is_classifier:
-            metadata["classes"] = json.dumps(model.classes)
         onnx.helper.set_model_props(proto, metadata)
         onnx.save(proto, tmp)
     logger.info("Exported %s to %s", type(network).__name__, out)

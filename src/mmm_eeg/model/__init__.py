@@ -3,6 +3,7 @@
 from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.fixed_montage import FixedMontageEncoder, compile_for_inference
 from mmm_eeg.model.masking import MaskSchedule, channel_dropout, random_mask, regional_mask
 from mmm_eeg.model.physiopro import (
     checkpoint_filter_fn,
@@ -12,6 +13,7 @@ from mmm_eeg.model.physiopro import (
 from mmm_eeg.model.registry import ModelCard, create_model, list_models, model_card
 
 __all__ = [
+    "FixedMontageEncoder",
     "MMMAutoencoder",
     "MMMClassifier",
     "MMMEncoder",
@@ -19,6 +21,7 @@ __all__ = [
     "ModelCard",
     "channel_dropout",
     "checkpoint_filter_fn",
+    "compile_for_inference",
     "create_model",
     "list_models",
     "load_physiopro_encoder",
