@@ -60,6 +60,24 @@ def test_online_windows_equal_the_offline_route(model, eeg_data, caplog):
         OnlineDecoder(model, ["AUX1", "AUX2"], sfreq)
 
 
+def test_a_compiler_failure_falls_back_to_the_eager_network(model, monkeypatch, caplog):
+    import mmm_eeg.online
+
+    def broken(module):
+        def run(*args):
+            raise RuntimeError("InductorError: no C++ compiler found\nmore lines")
+
+        return run
+
+    names = ["Fp1", "Fp2", "C3", "C4", "O1", "O2"]
+    eager = OnlineDecoder(model, names, 250.0)
+    monkeypatch.setattr(mmm_eeg.online, "compile_for_inference", broken)
+    fallback = OnlineDecoder(model, names, 250.0, compile=True)
+    assert "torch.compile failed (InductorError: no C++ compiler found)" in caplog.text
+    window = np.random.default_rng(0).normal(scale=1e-5, size=(6, 250))
+    np.testing.assert_allclose(fallback.probabilities(window), eager.probabilities(window))
+
+
 def test_decode_an_lsl_stream_and_survive_its_end(model, eeg_data, tmp_path):
     from mne_lsl.player import PlayerLSL
 

@@ -51,6 +51,7 @@ class FixedMontageEncoder(nn.Module):
         if np.unique(index).size != index.size:
             raise ValueError("nodes has repeated indices.")
         index = np.sort(index)
+        self.nodes = index  # the input's nodes, in order
         self.hierarchy = encoder.hierarchy
         self.n_present = len(index)
         self.in_features = encoder.in_features
@@ -66,7 +67,6 @@ class FixedMontageEncoder(nn.Module):
             self.register_buffer("attn_mask", ~encoder.attn_mask[keep][:, keep])
         self.patch_embed = copy.deepcopy(encoder.patch_embed)
         self.blocks = copy.deepcopy(encoder.blocks)
-        self.register_buffer("nodes", torch.from_numpy(index), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
