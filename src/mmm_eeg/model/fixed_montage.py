@@ -53,8 +53,6 @@ class FixedMontageEncoder(nn.Module):
         index = np.sort(index)
         self.nodes = index  # the input's nodes, in order
         self.hierarchy = encoder.hierarchy
-        self.n_present = len(index)
-        self.in_features = encoder.in_features
         keep = torch.cat([torch.from_numpy(index), torch.arange(n, encoder.n_tokens)])
         with torch.no_grad():
             pos = encoder.pos_embed.detach()
@@ -70,11 +68,17 @@ class FixedMontageEncoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def n_present(self) -> int:
+        """Nodes in the input."""
+        return len(self.nodes)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Unified representation (batch, n_unified, dim) of ``x`` (batch, n_present, features)."""
-        if x.ndim != 3 or x.shape[1:] != (self.n_present, self.in_features):
+        features = self.patch_embed.in_features
+        if x.ndim != 3 or x.shape[1:] != (self.n_present, features):
             raise ValueError(
-                f"x must have shape (batch, {self.n_present}, {self.in_features}): the present "
+                f"x must have shape (batch, {self.n_present}, {features}): the present "
                 f"nodes in topology order, got {tuple(x.shape)}."
             )
         batch = x.shape[0]
