@@ -96,8 +96,27 @@ def test_fixed_montage_gives_the_unified_representation_from_fewer_tokens(hierar
             got = fixed(x[:, np.sort(nodes)])
         assert got.shape == expected.shape
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-    # The absent nodes really are gone from the sequence.
-    assert fixed.attn_mask.shape[0] == n_present + enc.n_tokens - 62
+        # The absent nodes really are gone from the sequence.
+        assert fixed.attn_mask.shape[0] == n_present + enc.n_tokens - 62
+
+
+def test_compiled_fixed_montage_runs_under_inference_mode_and_no_grad():
+    """A compiled fixed montage is called under ``inference_mode`` (a live loop, a server) and
+    under ``no_grad``: both give the eager network's output (dynamo once failed here on a guard
+    of a numpy attribute)."""
+    from mmm_eeg.model.fixed_montage import compile_for_inference
+
+    clf = MMMClassifier(small_encoder(), n_outputs=2).eval()
+    fixed = clf.for_montage(np.arange(0, 62, 3))
+    compiled = compile_for_inference(fixed)
+    x = torch.randn(1, 21, 5)
+    with torch.no_grad():
+        expected = fixed(x)
+    for _ in range(2):
+        with torch.inference_mode():
+            torch.testing.assert_close(compiled(x), expected, atol=1e-5, rtol=1e-5)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_fixed_montage_is_a_frozen_snapshot_and_checks_its_input():

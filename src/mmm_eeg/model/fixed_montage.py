@@ -51,7 +51,9 @@ class FixedMontageEncoder(nn.Module):
         if np.unique(index).size != index.size:
             raise ValueError("nodes has repeated indices.")
         index = np.sort(index)
-        self.nodes = index  # the input's nodes, in order
+        # A tuple of ints, not an array: dynamo guards a numpy attribute as a tensor, and that
+        # guard fails under inference_mode ("Guard failed on the same frame it was created").
+        self.nodes: tuple[int, ...] = tuple(int(i) for i in index)  # the input's nodes, in order
         self.hierarchy = encoder.hierarchy
         keep = torch.cat([torch.from_numpy(index), torch.arange(n, encoder.n_tokens)])
         with torch.no_grad():
