@@ -138,3 +138,33 @@ def test_no_eeg_files_says_why_each_input_was_skipped(tmp_path):
     assert result.exit_code == 2 and "No EEG files found in the inputs" in output
     assert "notes: no file with an EEG extension" in output and "found only .txt" in output
     assert "empty: no file with an EEG extension" in output and "the folder is empty" in output
+
+
+def test_messages_keep_their_brackets():
+    """Messages are printed as they are: rich markup would eat "[...]" (a file name, a pip
+    extra such as mmm-eeg[onnx])."""
+    result = runner.invoke(app, ["montage", "Cz,Pz", "--montage", "cap[easycap].elc"])
+    assert result.exit_code == 2 and "'cap[easycap].elc'" in result.output
+
+
+def test_hardware_this_machine_lacks_is_a_clear_error(eeg_data, tmp_path):
+    """--accelerator gpu without a GPU: which options, what this machine has, what to pass;
+    no Lightning traceback."""
+    import torch
+
+    from mmm_eeg.corpus.build import build_corpus
+    from mmm_eeg.io.sources import discover_sources
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")  # CI's has none
+    sources, _ = discover_sources([eeg_data / "eegmat" / "Subject00_1.edf"])
+    build_corpus(sources, tmp_path / "corpus")
+    result = runner.invoke(
+        app, ["pretrain", str(tmp_path / "corpus"), "--out", str(tmp_path / "run"),
+              "--accelerator", "gpu", "--batch-size", "16", "--epochs", "1"],
+    )  # fmt: skip
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in output
+    assert "Lightning cannot train with accelerator='gpu'" in output
+    assert "0 CUDA GPUs" in output and "Pass accelerator='cpu'" in output
+    assert "(command-line option --accelerator)" in output

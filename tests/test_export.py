@@ -20,8 +20,10 @@ def test_onnx_classifier_and_encoder_equal_pytorch_on_real_windows(eeg_data, tmp
         eeg_data / "eegmat" / "Subject00_2.edf", preload=True, verbose="error"
     )
     torch.manual_seed(0)
-    classifier = MMMClassifier(MMMEncoder(dim=32, depth=2, heads=4), 2, label_names=["a", "r"])
-    classifier.feature_spec = FeatureSpec(normalize="subject")
+    classifier = MMMClassifier(
+        MMMEncoder(dim=32, depth=2, heads=4), 2, label_names=["a", "r"],
+        feature_spec=FeatureSpec(normalize="subject"),
+    )  # fmt: skip
     classifier.save_pretrained(tmp_path / "clf")
     command = [sys.executable, "-m", "mmm_eeg", "export", str(tmp_path / "clf"), "--onnx",
                str(tmp_path / "clf.onnx")]  # fmt: skip
@@ -58,8 +60,10 @@ def test_onnx_for_a_headset_montage_equals_the_full_network(muse_file, tmp_path)
 
     recording = read_muse_csv(muse_file)
     torch.manual_seed(0)
-    classifier = MMMClassifier(MMMEncoder(dim=32, depth=2, heads=4), 2, label_names=["a", "r"])
-    classifier.feature_spec = FeatureSpec(normalize="recording")
+    classifier = MMMClassifier(
+        MMMEncoder(dim=32, depth=2, heads=4), 2, label_names=["a", "r"],
+        feature_spec=FeatureSpec(normalize="recording"),
+    )  # fmt: skip
     classifier.save_pretrained(tmp_path / "clf")
     channels = ",".join(recording.ch_names)  # TP9, AF7, AF8, TP10 and the unmapped AUX
     command = [sys.executable, "-m", "mmm_eeg", "export", str(tmp_path / "clf"), "--onnx",
@@ -86,8 +90,7 @@ def test_onnx_for_a_headset_montage_equals_the_full_network(muse_file, tmp_path)
     assert sorted(json.loads(meta["input_channels"])) == ["AF7", "AF8", "TP10", "TP9"]
 
     # An encoder that fills absent nodes with noise has no fixed-montage form: a clear error.
-    noisy = MMMEncoder(dim=16, depth=1, heads=2, absent="noise")
-    noisy.feature_spec = FeatureSpec()
+    noisy = MMMEncoder(dim=16, depth=1, heads=2, absent="noise", feature_spec=FeatureSpec())
     noisy.save_pretrained(tmp_path / "noisy")
     command[4], command[6] = str(tmp_path / "noisy"), str(tmp_path / "noisy.onnx")
     run = subprocess.run(command, capture_output=True, text=True)

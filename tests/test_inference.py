@@ -77,8 +77,7 @@ def test_embed_in_memory_equals_the_corpus_route(corpus_path, eeg_data, tmp_path
     import pyarrow.parquet as pq
 
     torch.manual_seed(0)
-    encoder = MMMEncoder(dim=16, depth=2, heads=2)
-    encoder.feature_spec = FeatureSpec(normalize="recording")
+    encoder = MMMEncoder(dim=16, depth=2, heads=2, feature_spec=FeatureSpec(normalize="recording"))
     encoder.save_pretrained(tmp_path / "encoder")
     model = load_model(tmp_path / "encoder")
     corpus = Corpus(corpus_path)
@@ -87,7 +86,9 @@ def test_embed_in_memory_equals_the_corpus_route(corpus_path, eeg_data, tmp_path
         z = model.embed(raw, pool="mean")
         recordings = corpus.index["recording"]
         select = f"recording == {recordings[recordings.str.contains(name[:-4])].iloc[0]}"
-        n = embed(corpus_path, str(tmp_path / "encoder"), tmp_path / "z.parquet", select, "mean")
+        n = embed(corpus_path, str(tmp_path / "encoder"), tmp_path / "z.parquet", select, "mean")[
+            "windows"
+        ]
         stored = np.stack(
             pq.read_table(tmp_path / "z.parquet")["embedding"].to_numpy(zero_copy_only=False)
         )
@@ -98,12 +99,41 @@ def test_embed_in_memory_equals_the_corpus_route(corpus_path, eeg_data, tmp_path
     np.testing.assert_allclose(model.embed(_raw(eeg_data, FILES[0]), pool="cls"), tokens[:, -1])
 
 
+def test_embed_command_and_load_model_agree_on_the_released_file(
+    corpus_path, eeg_data, checkpoint_path, tmp_path
+):
+    """The same .pt through ``mmm-eeg embed --init`` (corpus route) and ``load_model().embed``
+    (in memory): one resolver, one spec (the card's: per subject, noise-filled absent nodes),
+    the same vectors; both say which spec they used."""
+    import pyarrow.parquet as pq
+
+    run = subprocess.run([sys.executable, "-m", "mmm_eeg", "embed", str(corpus_path), "--init",
+                          str(checkpoint_path), "--out", str(tmp_path / "z.parquet")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "normalize='subject'" in run.stdout and "model card 'mmm_base_tuh'" in run.stdout
+    stored = np.stack(
+        pq.read_table(tmp_path / "z.parquet")["embedding"].to_numpy(zero_copy_only=False)
+    )
+    model = load_model(checkpoint_path)
+    assert model.encoder.absent == "noise" and model.spec.normalize == "subject"
+    assert "model card 'mmm_base_tuh'" in model.describe_spec() and "subject" in repr(model)
+    tokens = model.embed([_raw(eeg_data, name) for name in FILES])  # one subject, one call
+    assert tokens.shape == (len(stored), 18, 64)
+    np.testing.assert_allclose(tokens.reshape(len(tokens), -1), stored, atol=1e-5)
+    # Loading twice gives the same network: the tensors the file lacks have a fixed seed.
+    np.testing.assert_array_equal(
+        load_model(checkpoint_path).encoder.region_tokens.detach(),
+        model.encoder.region_tokens.detach(),
+    )
+
+
 def test_predict_equals_evaluate_window_by_window(corpus_path, eeg_data, tmp_path):
     torch.manual_seed(1)
     classifier = MMMClassifier(
-        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
-    )
-    classifier.feature_spec = Corpus(corpus_path).feature_spec("subject")
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"],
+        feature_spec=Corpus(corpus_path).feature_spec("subject"),
+    )  # fmt: skip
     classifier.save_pretrained(tmp_path / "clf")
     model = load_model(tmp_path / "clf")
     corpus = Corpus(corpus_path)
@@ -150,9 +180,9 @@ def test_windows_with_different_channels_come_back_in_order(absent):
 
 def test_a_corpus_made_otherwise_is_refused(corpus_path, tmp_path):
     classifier = MMMClassifier(
-        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
-    )
-    classifier.feature_spec = FeatureSpec(PreprocessConfig(window=2.0), normalize="subject")
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"],
+        feature_spec=FeatureSpec(PreprocessConfig(window=2.0), normalize="subject"),
+    )  # fmt: skip
     classifier.save_pretrained(tmp_path / "clf")
     with pytest.raises(UserInputError, match=r"window: model 2\.0, corpus .* 1\.0"):
         evaluate(tmp_path / "clf", corpus_path)
@@ -190,9 +220,9 @@ def test_top_level_api():
 
 def test_predict_command(corpus_path, eeg_data, tmp_path):
     classifier = MMMClassifier(
-        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"]
-    )
-    classifier.feature_spec = Corpus(corpus_path).feature_spec("recording")
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["arithmetic", "rest"],
+        feature_spec=Corpus(corpus_path).feature_spec("recording"),
+    )  # fmt: skip
     classifier.save_pretrained(tmp_path / "clf")
     (tmp_path / "bad.edf").write_bytes(b"0" * 300)
     files = [eeg_data / "eegmat" / FILES[0], tmp_path / "bad.edf"]
@@ -203,10 +233,13 @@ def test_predict_command(corpus_path, eeg_data, tmp_path):
     assert "Skipped" in run.stderr and "bad.edf" in run.stderr
     table = pd.read_csv(tmp_path / "p.csv")
     assert list(table.columns) == ["file", "start_s", "arithmetic", "rest", "label"]
-    expected = load_model(tmp_path / "clf").predict_proba(_raw(eeg_data, FILES[0]))
-    np.testing.assert_allclose(
-        table[["arithmetic", "rest"]], expected[["arithmetic", "rest"]], atol=1e-6
-    )
+    # The oracle: the corpus route (stored windows, per-recording statistics), not predict_proba.
+    corpus = Corpus(corpus_path)
+    rows = np.flatnonzero(corpus.index["recording"] == corpus.index["recording"].iloc[0])
+    expected = predict(classifier, corpus, rows, "recording")
+    assert len(table) == len(rows)
+    np.testing.assert_allclose(table[["arithmetic", "rest"]], expected, atol=1e-5)
+    np.testing.assert_allclose(table["start_s"], corpus.index["start_s"].to_numpy()[rows])
     assert (
         json.loads((tmp_path / "clf" / "config.json").read_text())["feature_spec"]["normalize"]
         == "recording"

@@ -22,8 +22,11 @@ from mmm_eeg.windows import extract_windows
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    classifier = MMMClassifier(MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["a", "r"])
-    return MMMModel(classifier, FeatureSpec(normalize="recording"))
+    spec = FeatureSpec(normalize="recording")
+    classifier = MMMClassifier(
+        MMMEncoder(dim=16, depth=1, heads=2), 2, label_names=["a", "r"], feature_spec=spec
+    )
+    return MMMModel(classifier)
 
 
 def test_online_windows_equal_the_offline_route(model, eeg_data, caplog):
@@ -60,6 +63,85 @@ def test_online_windows_equal_the_offline_route(model, eeg_data, caplog):
         OnlineDecoder(model, ["AUX1", "AUX2"], sfreq)
 
 
+def _corrupted(data, sfreq):
+    """A copy with a 0.3 s NaN burst on one channel at 20 s and a 1.5 s flat stretch on another
+    at 40 s (a loose electrode)."""
+    bad = data.copy()
+    bad[3, round(20.0 * sfreq) : round(20.3 * sfreq)] = np.nan
+    bad[7, round(40.0 * sfreq) : round(41.5 * sfreq)] = bad[7, round(40.0 * sfreq)]
+    return bad
+
+
+def test_a_nan_burst_costs_only_the_windows_it_touches(model, eeg_data):
+    """Windows every 0.25 s over a real recording with a NaN burst and a flat stretch: the
+    windows that touch them fail their check (named), get no prediction and leave the running
+    statistics alone; every other window gets exactly the probabilities of a clean stream from
+    which those windows were left out."""
+    raw = mne.io.read_raw_edf(
+        eeg_data / "eegmat" / "Subject00_2.edf", preload=True, verbose="error"
+    )
+    data, sfreq = raw.get_data(), raw.info["sfreq"]
+    bad = _corrupted(data, sfreq)
+    corrupted = OnlineDecoder(model, raw.ch_names, sfreq)
+    clean = OnlineDecoder(model, raw.ch_names, sfreq)
+    n = corrupted.window_samples
+    starts = range(0, data.shape[1] - n, round(0.25 * sfreq))
+    qualities = []
+    for first in starts:
+        result = corrupted.decode(bad[:, first : first + n])
+        qualities.append(result.quality)
+        if result.quality != "ok":
+            assert result.probabilities is None
+            continue
+        expected = clean.probabilities(data[:, first : first + n])
+        # Exact before the flat stretch; after it, the windows that overlap it in part (they
+        # pass: not flat over a whole second) have entered the running statistics with their
+        # real, partly flat, data, so the two streams differ a little.
+        before_flat = first + n <= round(40.0 * sfreq)
+        np.testing.assert_allclose(
+            result.probabilities, expected, atol=1e-6 if before_flat else 1e-2
+        )
+        assert np.isfinite(corrupted._moments[0]).all()
+    touched = {q for q in qualities if q != "ok"}
+    assert touched == {"non-finite samples", "flat signal"}
+    # 0.3 s of NaN: the 5 windows starting in (19, 20.3) s; 1.5 s flat: the 3 windows wholly
+    # inside it (starting at 40, 40.25, 40.5 s)
+    assert qualities.count("non-finite samples") == 5
+    assert qualities.count("flat signal") == 3
+    assert qualities.count("ok") == len(qualities) - sum(q != "ok" for q in qualities) > 200
+
+
+def test_a_corrupted_stream_over_lsl_reports_the_bad_windows(model, eeg_data, tmp_path):
+    """The same faults in a recording played over LSL: the bad windows are reported in the
+    CSV's quality column with no prediction; the windows after them are decoded."""
+    from mne_lsl.player import PlayerLSL
+
+    raw = mne.io.read_raw_edf(
+        eeg_data / "eegmat" / "Subject00_2.edf", preload=True, verbose="error"
+    ).crop(17.0, 24.0)
+    sfreq = raw.info["sfreq"]
+    data = raw.get_data()
+    data[3, round(2.0 * sfreq) : round(2.6 * sfreq)] = np.nan  # at 2 s into the stream
+    raw = mne.io.RawArray(data, raw.info, verbose="error")
+    raw.save(tmp_path / "burst_raw.fif", verbose="error")
+    name = f"mmm-eeg-test-{uuid.uuid4().hex[:8]}"
+    player = PlayerLSL(tmp_path / "burst_raw.fif", chunk_size=25, name=name, n_repeat=1)
+    player.start()
+    try:
+        rows = decode_stream(model, name, duration=7.5, step=0.1, out=tmp_path / "p.csv")
+    finally:
+        if player.running:
+            player.stop()
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert len(table) == len(rows) >= 20
+    failed = table[table["quality"] != "ok"]
+    assert len(failed) >= 3 and set(failed["quality"]) == {"non-finite samples"}
+    assert failed[["a", "r"]].isna().all().all() and (failed["label"].isna()).all()
+    ok = table[table["quality"] == "ok"]
+    assert np.allclose(ok[["a", "r"]].sum(axis=1), 1.0)
+    assert (ok["time"] > failed["time"].max()).sum() >= 3  # decoding went on after the burst
+
+
 def test_a_compiler_failure_falls_back_to_the_eager_network(model, monkeypatch, caplog):
     import mmm_eeg.online
 
@@ -94,7 +176,8 @@ def test_decode_an_lsl_stream_and_survive_its_end(model, eeg_data, tmp_path):
             player.stop()
     assert 3 <= len(rows) < 40  # decoded while it streamed, ended early when it stopped
     table = pd.read_csv(tmp_path / "p.csv")
-    assert list(table.columns) == ["time", "a", "r", "label", "latency_ms"]
+    assert list(table.columns) == ["time", "a", "r", "label", "quality", "latency_ms"]
+    assert (table["quality"] == "ok").all()
     assert len(table) == len(rows) and np.allclose(table[["a", "r"]].sum(axis=1), 1.0)
     assert (np.diff(table["time"]) > 0).all()
     with pytest.raises(UserInputError, match="No LSL stream named"):
@@ -151,7 +234,6 @@ def test_stream_command(model, eeg_data, tmp_path):
 
     from mne_lsl.player import PlayerLSL
 
-    model.network.feature_spec = model.spec
     model.network.save_pretrained(tmp_path / "clf")
     name = f"mmm-eeg-test-{uuid.uuid4().hex[:8]}"
     player = PlayerLSL(eeg_data / "eegmat" / "Subject00_1.edf", chunk_size=25, name=name)

@@ -149,7 +149,53 @@ def test_embed_writes_unified_tokens(corpus_path, pretrained_run, tmp_path):
     np.testing.assert_allclose(stored, tokens.flatten(1).numpy(), atol=1e-5)
     pooled = embed(corpus_path, str(pretrained_run), tmp_path / "p.parquet", pool="mean")
     assert len(pq.read_table(tmp_path / "p.parquet")["embedding"][0]) == 32
-    assert pooled == len(corpus)
+    assert pooled["windows"] == len(corpus)
+    normalize = yaml.safe_load((pretrained_run / "config.yaml").read_text())["normalize"]
+    assert f"normalize='{normalize}'" in pooled["spec"] and "encoder/config.json" in pooled["spec"]
+
+
+def test_a_lightning_checkpoint_resolves_to_the_saved_model(pretrained_run, eeg_data):
+    """``last.ckpt`` of a finished run is the same network and spec as its ``encoder/``."""
+    import mne
+
+    from mmm_eeg.inference import load_model
+
+    raw = mne.io.read_raw_edf(eeg_data / "eegmat" / "Subject20_1.edf", preload=True,
+                              verbose="error")  # fmt: skip
+    from_dir = load_model(pretrained_run)
+    from_ckpt = load_model(pretrained_run / "checkpoints" / "last.ckpt")
+    assert from_ckpt.spec == from_dir.spec and "checkpoint" in from_ckpt.spec_origin
+    np.testing.assert_array_equal(from_ckpt.embed(raw), from_dir.embed(raw))
+    (pretrained_run.parent / "foreign.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserInputError, match=r"foreign\.ckpt: refused to load"):
+        load_model(pretrained_run.parent / "foreign.ckpt")
+    torch.save({"state_dict": {}}, pretrained_run.parent / "other.ckpt")
+    with pytest.raises(UserInputError, match="without mmm-eeg's description"):
+        load_model(pretrained_run.parent / "other.ckpt")
+
+
+def test_frozen_epoch_then_training_from_the_command_line(corpus_path, pretrained_run, tmp_path):
+    """A real fine-tune with --freeze-epochs 1 --layer-decay 0.5 --channel-dropout 0.5 and a
+    snapshot per epoch: after the first (frozen) epoch the encoder is exactly the pretrained
+    one; after the second it moved, and so did the head."""
+    start = MMMEncoder.from_pretrained(pretrained_run / "encoder").state_dict()
+    out = tmp_path / "res"
+    run = subprocess.run(
+        _cli("finetune", corpus_path, "--out", out, "--init", pretrained_run,
+             "--protocol", "holdout", "--test-subjects", "eegmat-16,eegmat-17",
+             "--select", "dataset == eegmat", "--epochs", 2, "--freeze-epochs", 1,
+             "--layer-decay", 0.5, "--channel-dropout", 0.5, "--batch-size", 64,
+             "--snapshot-every-n-epochs", 1),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    snapshots = next((out / "folds").iterdir()) / "snapshots"
+    first, second = (MMMClassifier.from_pretrained(snapshots / f"epoch-000{e}") for e in (1, 2))
+    for model, moved in ((first, False), (second, True)):
+        encoder = model.encoder.state_dict()
+        changed = [k for k in start if not torch.equal(start[k], encoder[k])]
+        assert bool(changed) is moved, changed
+    assert not torch.equal(first.head[2].weight, second.head[2].weight)
 
 
 def _cli(*args):
@@ -501,9 +547,9 @@ def test_within_subject_and_time_blocked_folds(corpus_path):
         make_folds(index, single[:10], "time-blocked", k=4, gap=2)
 
 
-def test_layer_decay_and_frozen_warm_up():
+def test_layer_decay_scales():
     from mmm_eeg.model import MMMClassifier
-    from mmm_eeg.train.finetune import FinetuneModule, encoder_lr_scales
+    from mmm_eeg.train.finetune import encoder_lr_scales
     from mmm_eeg.train.pretrain import param_groups
 
     classifier = MMMClassifier(MMMEncoder(dim=16, depth=3, heads=4), n_outputs=2)
@@ -516,22 +562,3 @@ def test_layer_decay_and_frozen_warm_up():
     assert by_name[id(named["encoder.patch_embed.weight"])] == pytest.approx(0.00625)
     assert by_name[id(named["head.2.weight"])] == 1.0
     assert encoder_lr_scales(3, 0.1, 1.0) == dict.fromkeys(scales, 0.1)  # no decay: one rate
-
-    config = FinetuneConfig(freeze_epochs=2, dim=16, depth=3, heads=4)
-    module = FinetuneModule(classifier, config)
-
-    class Epoch:  # what on_train_epoch_start reads from Lightning
-        def __init__(self, epoch):
-            self.current_epoch = epoch
-            self.datamodule = type(
-                "D",
-                (),
-                {"train_set": type("S", (), {"set_epoch": staticmethod(lambda epoch: None)})},
-            )
-
-    for epoch, trains in ((0, False), (1, False), (2, True)):
-        module._trainer = Epoch(epoch)
-        module.on_train_epoch_start()
-        assert named["encoder.blocks.0.mlp.fc1.weight"].requires_grad is trains
-        assert named["encoder.norm.weight"].requires_grad is False  # never trained
-        assert named["head.2.weight"].requires_grad

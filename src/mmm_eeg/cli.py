@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mmm_eeg import __version__
 from mmm_eeg.errors import UserInputError
@@ -38,8 +39,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# No markup in what we print: messages hold paths, channel names and pip extras in brackets
+# ("mmm-eeg[onnx]") that rich markup would eat. Styles are applied with Text, explicitly.
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False)
 #: errno values of a full disk, a file-size limit and an exhausted quota.
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -159,7 +162,7 @@ def _option_type(hint: Any) -> Any:
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a UserInputError into one message and exit code 2."""
+    """Turn a UserInputError into one message and exit code 2; scope the command's warnings."""
 
     resumable = "resume" in inspect.signature(func).parameters
     rerun = (
@@ -171,29 +174,40 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():  # for this command only
+                if not _verbose():
+                    # Other libraries' notices (deprecations, Lightning's tips) mean nothing to a
+                    # user of this command; mmm-eeg's own warnings still show.
+                    warnings.filterwarnings("ignore", module=r"(?!mmm_eeg)")
+                return func(*args, **kwargs)
         except UserInputError as err:
             if _verbose():
                 err_console.print_exception()
-            err_console.print(
-                f"[bold red]Error:[/] {err}{_flag_hint(err)}", highlight=False, soft_wrap=True
-            )
+            _error(f"{err}{_flag_hint(err)}")
             raise typer.Exit(2) from None
         except OSError as err:
             if err.errno not in _DISK_FULL:
                 raise
             if _verbose():
                 err_console.print_exception()
-            err_console.print(
-                f"[bold red]Error:[/] no space left while writing {err.filename or 'output'} "
+            _error(
+                f"no space left while writing {err.filename or 'output'} "
                 f"({err.strerror}). Free some space and {rerun}: finished work is kept and "
                 "the rest resumes.",
-                highlight=False,
-                soft_wrap=True,
             )
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _error(message: str) -> None:
+    """``Error: message`` on stderr, the message printed as it is (no markup)."""
+    err_console.print(Text.assemble(("Error:", "bold red"), " ", message), soft_wrap=True)
+
+
+def _note(label: str, message: str) -> None:
+    """``label message`` on stderr (a skipped file), the message printed as it is."""
+    err_console.print(Text.assemble((label, "yellow"), " ", message), soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -213,8 +227,6 @@ def _main(
 ) -> None:
     logging.basicConfig(format="%(message)s")
     logging.getLogger("mmm_eeg").setLevel(logging.INFO if verbose else logging.WARNING)
-    if not verbose:  # library deprecation notices mean nothing to a user of this command
-        warnings.simplefilter("ignore")
 
 
 @app.command()
@@ -376,21 +388,14 @@ def convert(
     import torch
 
     from mmm_eeg.atomic import atomic_path
-    from mmm_eeg.model import (
-        MMMEncoder,
-        load_physiopro_encoder,
-        model_card,
-        to_physiopro_state_dict,
-    )
+    from mmm_eeg.model import to_physiopro_state_dict
+    from mmm_eeg.model.loading import resolve_model
 
-    if src.is_dir():
-        encoder = MMMEncoder.from_pretrained(src)
-    else:
-        # A reference checkpoint is taken to be fed as the paper states (mmm_base_tuh's card).
-        card = model_card("mmm_base_tuh")
-        encoder = load_physiopro_encoder(src, heads=heads, absent=card.encoder["absent"])
-        encoder.feature_spec = card.feature_spec
-        report = encoder.load_report
+    # A reference checkpoint is taken to be fed as the paper states (mmm_base_tuh's card).
+    resolved = resolve_model(src, heads=heads)
+    encoder = resolved.encoder
+    report = encoder.load_report
+    if report is not None:
         console.print(
             f"Loaded {len(report['loaded'])} tensors; from initialisation: "
             f"{', '.join(report['initialised']) or 'none'}; ignored: "
@@ -500,7 +505,7 @@ def preprocess(
     if report["absent_channels"]:
         console.print(f"Channels absent for a whole recording: {report['absent_channels']}")
     for item in report["skipped"]:
-        err_console.print(f"[yellow]Skipped[/] {item['reason']}", highlight=False, soft_wrap=True)
+        _note("Skipped", item["reason"])
     if report["corpus_windows"] == 0:
         raise UserInputError(
             "No window could be extracted from any input; see the reasons above"
@@ -655,7 +660,10 @@ def evaluate(
 def embed(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder.")],
     out: Annotated[Path, typer.Option("--out", help="Output .parquet file.")],
-    init: Annotated[str, typer.Option(help="The encoder: a run dir, a model dir or physiopro.pt.")],
+    init: Annotated[
+        str,
+        typer.Option(help="The model: a name, run dir, model dir, .ckpt or PhysioPro .pt."),
+    ],
     pool: Annotated[
         Literal["none", "mean"], typer.Option(help="none (18 x dim per window) or mean.")
     ] = "none",
@@ -667,8 +675,10 @@ def embed(
     """
     from mmm_eeg.train.finetune import embed as run
 
-    n = run(corpus, init, out, select, pool)
-    console.print(f"Wrote {n} embeddings to {out}", highlight=False)
+    result = run(corpus, init, out, select, pool)
+    console.print(
+        f"Wrote {result['windows']} embeddings to {out}; {result['spec']}", highlight=False
+    )
 
 
 @app.command()
@@ -687,7 +697,7 @@ def predict(
 
     table, skipped = predict_files(load_model(model), files, out)
     for path, reason in skipped:
-        err_console.print(f"[yellow]Skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        _note("Skipped", f"{path}: {reason}")
     counts = ", ".join(f"{k} {v}" for k, v in table["label"].value_counts().sort_index().items())
     console.print(
         f"Wrote {len(table)} window predictions of {table['file'].nunique()} file(s) to {out} "
@@ -758,9 +768,14 @@ def stream(
         def show(row: dict[str, Any]) -> None:
             shown = len(rows) + 1
             rate = shown / max(time.monotonic() - started, 1e-9)
+            last = (
+                f"{row['label']} ({row[row['label']]:.2f})"
+                if row["quality"] == "ok"
+                else f"no prediction ({row['quality']})"
+            )
             live.update(
                 f"window {shown} | {rate:.1f} windows/s | latency {row['latency_ms']:.1f} ms | "
-                f"last: {row['label']} ({row[row['label']]:.2f})"
+                f"last: {last}"
             )
             rows.append(row)
 

@@ -23,9 +23,11 @@ from sklearn.utils.validation import check_is_fitted
 from mmm_eeg.baselines import logistic_search
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.features import DEFAULT_BANDS, differential_entropy
-from mmm_eeg.inference import MMMModel, load_model
+from mmm_eeg.inference import MMMModel, load_model, run_windows
 from mmm_eeg.io.recording import Recording
+from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM
 from mmm_eeg.model.classifier import MMMClassifier
+from mmm_eeg.model.encoder import noise_seed
 from mmm_eeg.normalization import Normalizer
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
@@ -85,6 +87,17 @@ class DifferentialEntropy(TransformerMixin, BaseEstimator):
         Frequency bands in Hz (None: the 5 standard bands).
     method : {"fft", "filter"}
         DE definition (see :mod:`mmm_eeg.features`).
+    montage : str | None
+        Positions of channels that are not nodes: an MNE built-in montage name or a montage
+        file (as :meth:`~mmm_eeg.topology.UnifiedTopology.map_channels` reads them).
+    on_unknown : {"raise", "drop"}
+        Channel names that are neither nodes, aliases nor positioned electrodes (``X``, ``nd``,
+        a trigger): an error, or left out.
+    tolerance_mm : float
+        A channel matched by position feeds its nearest node only within this distance.
+    bipolar : {"exclude", "midpoint", "raise"}
+        Bipolar derivations (``FP1-F7``): left out, fed to the node nearest their midpoint, or
+        an error.
 
     Notes
     -----
@@ -98,16 +111,27 @@ class DifferentialEntropy(TransformerMixin, BaseEstimator):
         ch_names: Sequence[str] = (),
         bands: Sequence[tuple[str, float, float]] | None = None,
         method: Literal["fft", "filter"] = "fft",
+        montage: str | None = None,
+        on_unknown: Literal["raise", "drop"] = "raise",
+        tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+        bipolar: Literal["exclude", "midpoint", "raise"] = "exclude",
     ) -> None:
         self.sfreq = sfreq
         self.ch_names = ch_names
         self.bands = bands
         self.method = method
+        self.montage = montage
+        self.on_unknown = on_unknown
+        self.tolerance_mm = tolerance_mm
+        self.bipolar = bipolar
 
     def fit(self, X: Any, y: Any = None) -> DifferentialEntropy:
         """Map the channels onto the topology and check ``X``."""
         check_option("method", self.method, ("fft", "filter"))
-        self.mapping_ = UnifiedTopology.default().map_channels(list(self.ch_names))
+        self.mapping_ = UnifiedTopology.default().map_channels(
+            list(self.ch_names), self.montage, tolerance_mm=self.tolerance_mm,
+            on_unknown=self.on_unknown, bipolar=self.bipolar,
+        )  # fmt: skip
         _check_epochs(X, len(self.ch_names))
         self.n_features_out_ = self.mapping_.topology.n_nodes * len(self.bands or DEFAULT_BANDS)
         return self
@@ -358,28 +382,31 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise UserInputError(f"y holds {len(self.classes_)} class; need 2 or more.")
-        torch.manual_seed(self.random_state)
         self.base_ = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
         x, present, epochs = self._windows(X, groups)
         target = np.searchsorted(self.classes_, y)[epochs]
-        network = MMMClassifier(
-            self.base_.encoder, len(self.classes_), freeze_encoder=self.freeze_encoder,
-            label_names=[str(c) for c in self.classes_],
-        )  # fmt: skip
-        optimiser = torch.optim.AdamW(
-            [p for p in network.parameters() if p.requires_grad], lr=self.lr
-        )
         rng = np.random.default_rng(self.random_state)
         x_t, p_t, y_t = torch.from_numpy(x), torch.from_numpy(present), torch.from_numpy(target)
-        network.train()
-        for _ in range(self.epochs):
-            for batch in np.array_split(rng.permutation(len(x)), max(1, len(x) // self.batch_size)):
-                loss = torch.nn.functional.cross_entropy(
-                    network(x_t[batch], p_t[batch]), y_t[batch]
-                )
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+        # The head's initial weights, dropout and absent-node noise from random_state, without
+        # touching the caller's generator.
+        with noise_seed(self.random_state):
+            network = MMMClassifier(
+                self.base_.encoder, len(self.classes_), freeze_encoder=self.freeze_encoder,
+                label_names=[str(c) for c in self.classes_],
+            )  # fmt: skip
+            optimiser = torch.optim.AdamW(
+                [p for p in network.parameters() if p.requires_grad], lr=self.lr
+            )
+            network.train()
+            for _ in range(self.epochs):
+                n_batches = max(1, len(x) // self.batch_size)
+                for batch in np.array_split(rng.permutation(len(x)), n_batches):
+                    loss = torch.nn.functional.cross_entropy(
+                        network(x_t[batch], p_t[batch]), y_t[batch]
+                    )
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
         self.network_ = network.eval()
         return self
 
@@ -387,9 +414,9 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         """Class probabilities per epoch, (n_epochs, n_classes), columns in ``classes_``."""
         check_is_fitted(self, "network_")
         x, present, epochs = self._windows(X, groups)
-        with torch.no_grad():
-            proba = torch.softmax(self.network_(torch.from_numpy(x), torch.from_numpy(present)), -1)
-        return _mean_per_epoch(proba.numpy(), epochs)
+        logits = run_windows(self.network_, x, present, seed=self.random_state)
+        proba = torch.softmax(torch.from_numpy(logits), -1).numpy()
+        return _mean_per_epoch(proba, epochs)
 
     def predict(self, X: Any, groups: Any = None) -> np.ndarray:
         """The most probable class of each epoch."""

@@ -9,9 +9,8 @@ standardisation.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,10 +24,8 @@ from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.recording import Recording
 from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
-from mmm_eeg.model.encoder import MMMEncoder
-from mmm_eeg.model.loading import load_pretrained
-from mmm_eeg.model.physiopro import load_physiopro_encoder
-from mmm_eeg.model.registry import create_model, list_models, model_card
+from mmm_eeg.model.encoder import MMMEncoder, noise_seed
+from mmm_eeg.model.loading import resolve_model
 from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
@@ -38,20 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: What ``embed``, ``predict`` and ``predict_proba`` read.
 EEGData = Any  # mne.io.BaseRaw | mne.BaseEpochs | Recording | (array, ch_names, sfreq)
-
-
-def _seeded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run ``method`` with torch's generator seeded, then restore the caller's state: an
-    encoder that fills absent nodes with noise (``absent="noise"``, the released model's policy)
-    gives the same output for the same input on every call."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            return method(*args, **kwargs)
-
-    return wrapper
 
 
 class MMMModel:
@@ -64,6 +47,8 @@ class MMMModel:
     spec : FeatureSpec | None
         How raw EEG becomes its input; None: ``network.feature_spec``, else the defaults
         (1 s windows, 5-band DE, per-recording standardisation) with a warning.
+    spec_origin : str | None
+        Where the spec came from (shown by ``repr`` and :meth:`describe_spec`).
 
     Notes
     -----
@@ -72,18 +57,26 @@ class MMMModel:
     ``Epochs``) is treated as one recording of one subject; give a subject's data in one call.
     """
 
-    def __init__(self, network: MMMEncoder | MMMClassifier, spec: FeatureSpec | None = None):
+    def __init__(
+        self,
+        network: MMMEncoder | MMMClassifier,
+        spec: FeatureSpec | None = None,
+        spec_origin: str | None = None,
+    ):
         if not isinstance(network, (MMMEncoder, MMMClassifier)):
             raise UserInputError(
                 f"network must be an MMMEncoder or MMMClassifier, got {type(network).__name__}.",
                 parameter="network",
             )
         self.network = network.eval()
-        spec = spec or network.feature_spec
-        if spec is None:
+        if spec is not None:
+            origin = spec_origin or "given"
+        elif network.feature_spec is not None:
+            spec, origin = network.feature_spec, spec_origin or "the network's feature_spec"
+        else:
             logger.warning("The model records no feature spec; assuming the default one.")
-            spec = FeatureSpec(normalize="recording")
-        self.spec = spec
+            spec, origin = FeatureSpec(normalize="recording"), "the default (the model has none)"
+        self.spec, self.spec_origin = spec, origin
         topology = self.encoder.topology
         if tuple(spec.nodes) != topology.nodes:
             raise UserInputError(
@@ -94,8 +87,12 @@ class MMMModel:
         kind = "classifier" if self.is_classifier else "encoder"
         return (
             f"MMMModel({kind}, dim={self.encoder.dim}, depth={self.encoder.depth}, "
-            f"normalize={self.spec.normalize!r}, window={self.spec.preprocessing.window} s)"
+            f"{self.describe_spec()})"
         )
+
+    def describe_spec(self) -> str:
+        """The input contract in one line, and where it came from."""
+        return describe_spec(self.spec, self.spec_origin)
 
     @property
     def encoder(self) -> MMMEncoder:
@@ -165,8 +162,6 @@ class MMMModel:
 
     # -- outputs --------------------------------------------------------------------------------
 
-    @torch.no_grad()
-    @_seeded
     def embed(
         self,
         data: EEGData,
@@ -200,20 +195,18 @@ class MMMModel:
         if pool is not None:
             check_option("pool", pool, ("mean", "cls"))
         x, present, windows = self.features(data, groups)
-        tokens = self._forward(x, present, batch_size, logits=False)
+        tokens = run_windows(self.encoder, x, present, batch_size)
         if pool == "mean":
             tokens = tokens.mean(1)
         elif pool == "cls":
             tokens = tokens[:, -1]
         return (tokens, windows) if return_windows else tokens
 
-    @torch.no_grad()
-    @_seeded
     def predict_proba(self, data: EEGData, batch_size: int = 1024) -> pd.DataFrame:
         """Class probabilities per window: ``start_s`` (``epoch``), one column per class."""
         self._require_classifier()
         x, present, windows = self.features(data)
-        logits = torch.from_numpy(self._forward(x, present, batch_size, logits=True))
+        logits = torch.from_numpy(run_windows(self.network, x, present, batch_size))
         probabilities = torch.softmax(logits, -1).numpy()
         return pd.concat([windows, pd.DataFrame(probabilities, columns=self.classes)], axis=1)
 
@@ -226,26 +219,58 @@ class MMMModel:
         """The class with the highest probability in each row of a ``predict_proba`` table."""
         return np.asarray(self.classes, dtype=object)[proba[self.classes].to_numpy().argmax(1)]
 
-    def _forward(
-        self, x: np.ndarray, present: np.ndarray, batch_size: int, logits: bool
-    ) -> np.ndarray:
-        """The unified tokens (or, ``logits=True``, the classifier's logits) of each window.
+    def _require_classifier(self) -> None:
+        if not self.is_classifier:
+            raise UserInputError(
+                "This model is an encoder: use embed(), or fine-tune a classifier "
+                "(mmm-eeg finetune) and load that."
+            )
 
-        Under ``absent="exclude"`` the windows are grouped by their present nodes and each group
-        runs as a fixed montage (``for_montage``: absent nodes out of the sequence, 37 tokens
-        instead of 80 for 19 channels), which gives the same outputs to float rounding.
-        """
-        network = self.network if logits else self.encoder
-        full = network if logits else self.encoder.unified
-        if self.encoder.absent == "exclude":
-            patterns, group = np.unique(present, axis=0, return_inverse=True)
-            group = group.reshape(-1)
-            parts = [
-                (np.flatnonzero(group == k), np.flatnonzero(row)) for k, row in enumerate(patterns)
-            ]
-        else:
-            parts = [(np.arange(len(x)), None)]
-        out: np.ndarray | None = None
+
+def describe_spec(spec: FeatureSpec, origin: str) -> str:
+    """A feature spec in one line (window, DE, standardisation) and where it came from."""
+    p = spec.preprocessing
+    return (
+        f"feature spec: {p.window:g} s windows, {len(p.bands)}-band {p.method} DE, "
+        f"normalize={spec.normalize!r}, topology {spec.topology} (from {origin})"
+    )
+
+
+@torch.no_grad()
+def run_windows(
+    network: MMMEncoder | MMMClassifier,
+    x: np.ndarray,
+    present: np.ndarray,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> np.ndarray:
+    """An encoder's unified tokens, or a classifier's logits, of standardised windows.
+
+    The one forward pass of every route (in memory, corpus ``embed``): the same windows give
+    the same output. Under ``absent="exclude"`` the windows are grouped by their present nodes
+    and each group runs as a fixed montage (``for_montage``: absent nodes out of the sequence,
+    37 tokens instead of 80 for 19 channels), which gives the same outputs to float rounding.
+    Under ``absent="noise"`` the noise comes from ``seed`` (:func:`noise_seed`), in batches
+    of ``batch_size`` in window order.
+
+    Returns
+    -------
+    ndarray, float32
+        (n_windows, n_unified, dim) for an encoder, (n_windows, n_outputs) for a classifier.
+    """
+    network.eval()
+    encoder = network.encoder if isinstance(network, MMMClassifier) else network
+    full = network if isinstance(network, MMMClassifier) else network.unified
+    if encoder.absent == "exclude":
+        patterns, group = np.unique(present, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        parts = [
+            (np.flatnonzero(group == k), np.flatnonzero(row)) for k, row in enumerate(patterns)
+        ]
+    else:
+        parts = [(np.arange(len(x)), None)]
+    out: np.ndarray | None = None
+    with noise_seed(seed):
         for rows, nodes in parts:
             fixed = None if nodes is None else network.for_montage(nodes)
             for start in range(0, len(rows), batch_size):
@@ -257,15 +282,9 @@ class MMMModel:
                 if out is None:
                     out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
                 out[chunk] = result.numpy()
-        assert out is not None  # features() refuses data without windows
-        return out
-
-    def _require_classifier(self) -> None:
-        if not self.is_classifier:
-            raise UserInputError(
-                "This model is an encoder: use embed(), or fine-tune a classifier "
-                "(mmm-eeg finetune) and load that."
-            )
+    if out is None:
+        raise UserInputError("No window to run the network on.")
+    return out
 
 
 def as_recordings(data: EEGData) -> list[Recording]:
@@ -298,41 +317,27 @@ def load_model(source: str | Path, checkpoint_dir: str | Path | None = None) -> 
     Parameters
     ----------
     source : str | path-like
-        A registered name (see :func:`~mmm_eeg.model.registry.list_models`): with its
-        released weights (``"mmm_base_tuh"``), or randomly initialised for a name without
-        (``"mmm_small"``); a model directory written by
-        ``save_pretrained`` (a fine-tuned fold model, a pretraining run's ``encoder/``), a
-        pretraining run directory, or a PhysioPro ``.pt`` file (read with the released
-        model's input contract).
+        Anything :func:`~mmm_eeg.model.loading.resolve_model` reads: a registered name
+        (:func:`~mmm_eeg.model.registry.list_models`; ``"mmm_base_tuh"`` with its released
+        weights), a model directory written by ``save_pretrained`` (a fine-tuned fold model, a
+        pretraining run's ``encoder/``), a pretraining run directory, a PhysioPro ``.pt`` file
+        (read with the released model's input contract) or a Lightning ``.ckpt`` of ours.
     checkpoint_dir : str | path-like | None
         Where to look first for a registered model's weights file.
 
     Returns
     -------
     MMMModel
+        Its ``describe_spec()`` says which feature spec it uses and where that came from
+        (also logged at INFO, shown by ``mmm-eeg --verbose``).
     """
-    if str(source) in list_models():
-        released = model_card(str(source)).checkpoint is not None
-        return MMMModel(
-            create_model(str(source), pretrained=released, checkpoint_dir=checkpoint_dir)
-        )
-    path = Path(source)
-    if path.is_file() and path.suffix in (".pt", ".pth"):
-        card = model_card("mmm_base_tuh")
-        encoder = load_physiopro_encoder(path, absent=card.encoder["absent"])
-        return MMMModel(encoder, card.feature_spec)
-    if (path / "encoder" / "config.json").is_file():
-        path = path / "encoder"
-    if not (path / "config.json").is_file():
-        raise UserInputError(
-            f"{source}: neither a registered model ({', '.join(list_models())}), a model "
-            "directory (config.json + model.safetensors), a pretraining run, nor a .pt file.",
-            parameter="source",
-        )
-    model = load_pretrained(path)
-    if isinstance(model, MMMAutoencoder):
-        return MMMModel(model.encoder, model.feature_spec)
-    return MMMModel(model)
+    resolved = resolve_model(source, checkpoint_dir)
+    network = resolved.network
+    if isinstance(network, MMMAutoencoder):
+        network = network.encoder
+    model = MMMModel(network, resolved.spec, resolved.spec_origin)
+    logger.info("Loaded %s; %s", resolved.source, model.describe_spec())
+    return model
 
 
 def predict_files(

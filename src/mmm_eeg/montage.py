@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mmm_eeg.channels import clean_name
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 
 #: The template montage that gives node positions (MNE >= 1.12 name, then its old name).
 TEMPLATE_MONTAGES = ("colin27_1005", "standard_1005")
@@ -106,7 +106,7 @@ def load_montage(source: str | Path) -> Any:
         )
     try:
         return mne.channels.read_custom_montage(path, verbose="error")
-    except Exception as err:  # MNE raises many types for unreadable files
+    except READ_ERRORS as err:  # what MNE raises for unreadable files
         raise UserInputError(
             f"Could not read montage file {path}: {err}. Give a file in a format "
             "mne.channels.read_custom_montage reads (.elc, .sfp, .loc, .bvef, .csd, ...)."

@@ -1,8 +1,12 @@
 """Live decoding: a trained classifier on a sliding window of a stream (LSL or any source).
 
 :class:`OnlineDecoder` turns one window of raw EEG into class probabilities with the model's
-input contract: the same DE, the channel mapping decided once, and standardisation with
-**running statistics** (the moments of every window seen so far, including the current one).
+input contract, through the offline route's own window path (:func:`~mmm_eeg.windows.
+map_recording_channels` once, then :func:`~mmm_eeg.windows.window_quality` and
+:func:`~mmm_eeg.windows.checked_de` per window: the same mapping options, quality checks and
+DE), and standardisation with **running statistics** (the moments of every window that passed
+its checks so far, including the current one). A window that fails a check (a NaN burst, a
+flat or saturated electrode) gets no prediction and leaves the statistics as they were.
 Running statistics need no calibration phase and converge to the recording's own statistics,
 which is what the offline route (``MMMModel.predict``) uses; give ``statistics`` (for instance
 from a calibration recording of the same person) to use fixed ones instead.
@@ -15,20 +19,28 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.features import differential_entropy
 from mmm_eeg.inference import MMMModel
 from mmm_eeg.model.fixed_montage import compile_for_inference
 from mmm_eeg.normalization import node_moments, standardize
+from mmm_eeg.windows import checked_de, map_recording_channels, window_quality
 
 logger = logging.getLogger(__name__)
+
+
+class DecodedWindow(NamedTuple):
+    """One decoded window: its class probabilities (None when it failed a check) and
+    ``quality``: ``"ok"`` or the check it failed."""
+
+    probabilities: np.ndarray | None
+    quality: str
 
 
 class OnlineDecoder:
@@ -49,6 +61,16 @@ class OnlineDecoder:
         Run the network through :func:`~mmm_eeg.model.fixed_montage.compile_for_inference`
         (needs a C++ compiler; compiling takes tens of seconds here, at construction). If
         compiling fails, the decoder warns and runs uncompiled.
+    positions : mapping of str to (x, y, z) | None
+        Electrode positions (metres, head frame) of channels whose names are not in the
+        10-05 system, as for a file.
+    types : sequence of str | None
+        Channel types (``"eeg"``, ``"eog"``, ...); non-EEG channels are left out.
+
+    Attributes
+    ----------
+    mapping : ChannelMapping
+        How the stream's channels feed the topology (the model's tolerance and bipolar rule).
 
     Notes
     -----
@@ -64,6 +86,8 @@ class OnlineDecoder:
         sfreq: float,
         statistics: tuple[np.ndarray, np.ndarray] | None = None,
         compile: bool = False,
+        positions: Mapping[str, Any] | None = None,
+        types: Sequence[str] | None = None,
     ) -> None:
         model._require_classifier()
         config = model.spec.preprocessing
@@ -76,33 +100,43 @@ class OnlineDecoder:
         self.model, self.sfreq, self.statistics = model, float(sfreq), statistics
         self.ch_names = list(ch_names)
         topology = model.encoder.topology
-        mapping = topology.map_channels(list(ch_names), on_unknown="drop")  # raises if none map
-        self.nodes = np.flatnonzero(mapping.present)
-        self.channels = mapping.source[self.nodes]
+        # raises when no channel maps
+        self.mapping = map_recording_channels(topology, ch_names, config, positions, types)
+        self.nodes = np.flatnonzero(self.mapping.present)
+        self.channels = self.mapping.source[self.nodes]
         self.window_samples = round(config.window * self.sfreq)
         self._moments: list[np.ndarray] | None = None
         self._network = _network_for(model, self.nodes, compile)
 
-    def probabilities(self, window: np.ndarray) -> np.ndarray:
-        """Class probabilities (n_classes,) of one window (n_channels, window_samples), volts."""
+    def decode(self, window: np.ndarray) -> DecodedWindow:
+        """Check one window (n_channels, window_samples), volts, and decode it if it passes."""
         config = self.model.spec.preprocessing
         window = np.asarray(window, dtype=np.float64)
-        if window.shape[1] != self.window_samples:
-            raise ValueError(f"A window has {self.window_samples} samples, got {window.shape[1]}.")
+        if window.ndim != 2 or window.shape != (len(self.ch_names), self.window_samples):
+            raise ValueError(
+                f"A window has shape ({len(self.ch_names)} channels, {self.window_samples} "
+                f"samples), got {window.shape}."
+            )
         data = window[self.channels]
-        if config.reference == "average":
-            data = data - data.mean(axis=0, keepdims=True)
-        de = differential_entropy(
-            data, self.sfreq, config.bands, config.window, method=config.method
-        )[0]
+        starts = np.zeros(1, dtype=np.int64)
+        bad, reasons = window_quality(data, self.sfreq, starts, config)
+        good = np.ones(len(data), dtype=bool)
+        de, failed = checked_de(data, self.sfreq, good, bad, reasons, config)
+        if failed[0]:
+            return DecodedWindow(None, str(failed[0]))
         topology = self.model.encoder.topology
         x = np.zeros((1, topology.n_nodes, len(config.bands)))
         present = np.zeros((1, topology.n_nodes), dtype=bool)
-        x[0, self.nodes], present[0, self.nodes] = de, True
+        x[0, self.nodes], present[0, self.nodes] = de[0], True
         z = self._standardize(x, present)
         with torch.no_grad():
             logits = self._network(torch.from_numpy(z), torch.from_numpy(present))
-        return torch.softmax(logits, -1).numpy()[0]
+        return DecodedWindow(torch.softmax(logits, -1).numpy()[0], "ok")
+
+    def probabilities(self, window: np.ndarray) -> np.ndarray | None:
+        """Class probabilities (n_classes,) of one window, or None when it fails a check
+        (:meth:`decode` says which)."""
+        return self.decode(window).probabilities
 
     def _standardize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
         normalizer = self.model.spec.normalizer
@@ -172,15 +206,17 @@ def decode_stream(
     step : float
         Seconds between two decoded windows.
     out : str | path-like | None
-        A CSV to append each prediction to as it comes (``time``, one column per class,
-        ``label``, ``latency_ms``).
+        A CSV to append each window to as it comes (``time``, one column per class,
+        ``label``, ``quality``, ``latency_ms``). A window that fails a check (``quality``
+        names it) has empty probabilities and label.
     on_prediction : callable | None
         Called with each prediction's row (for a live display).
     timeout : float
         Seconds to wait for the stream to appear.
     outlet : str | None
-        Also publish each window's class probabilities as an LSL stream of this name (one
-        channel per class, irregular rate, stamped with the window's start), for other programs.
+        Also publish each decoded window's class probabilities as an LSL stream of this name
+        (one channel per class, irregular rate, stamped with the window's start), for other
+        programs; windows that fail a check are not published.
     reconnect : float
         When the stream stops sending (a headset out of range, a restarted amplifier), wait up
         to this many seconds for a stream of the same name to return and go on decoding it;
@@ -205,7 +241,7 @@ def decode_stream(
         publish = _outlet(outlet, classes) if outlet is not None else None
         if out is not None:
             handle = Path(out).open("w", newline="")
-            writer = csv.DictWriter(handle, ["time", *classes, "label", "latency_ms"])
+            writer = csv.DictWriter(handle, ["time", *classes, "label", "quality", "latency_ms"])
             writer.writeheader()
         end = time.monotonic() + duration
         received, last_stamp, stalled_since = 0, None, time.monotonic()
@@ -243,13 +279,15 @@ def decode_stream(
             if received < decoder.window_samples:  # the buffer still holds its initial zeros
                 continue
             started = time.perf_counter()
-            proba = decoder.probabilities(data[:, -decoder.window_samples :])
+            proba, quality = decoder.decode(data[:, -decoder.window_samples :])
+            values = np.full(len(classes), np.nan) if proba is None else proba
             row = {"time": float(stamps[-decoder.window_samples]),
-                   **dict(zip(classes, map(float, proba), strict=True)),
-                   "label": classes[int(proba.argmax())],
+                   **dict(zip(classes, map(float, values), strict=True)),
+                   "label": "" if proba is None else classes[int(proba.argmax())],
+                   "quality": quality,
                    "latency_ms": 1e3 * (time.perf_counter() - started)}  # fmt: skip
             rows.append(row)
-            if publish is not None:
+            if publish is not None and proba is not None:
                 publish.push_sample(proba.astype(np.float32), timestamp=row["time"])
             if writer is not None:
                 writer.writerow(row)

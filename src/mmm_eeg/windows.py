@@ -36,7 +36,7 @@ from mmm_eeg.features import (
 )
 from mmm_eeg.io.recording import Annotation, Recording
 from mmm_eeg.io.seed import FeatureTrial
-from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM
+from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM, ChannelMapping
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option, check_range
 
@@ -168,13 +168,8 @@ def extract_windows(
     config = config or PreprocessConfig()
     if label is not None and events:
         raise ValueError("Give either one label per recording or an events map, not both.")
-    mapping = topology.map_channels(
-        recording.ch_names,
-        recording.positions or None,
-        types=recording.ch_types,
-        tolerance_mm=config.tolerance_mm,
-        on_unknown="drop",
-        bipolar=config.bipolar,
+    mapping = map_recording_channels(
+        topology, recording.ch_names, config, recording.positions, recording.ch_types
     )
     nodes = np.flatnonzero(mapping.present)
     data = recording.data[mapping.source[nodes]]
@@ -187,8 +182,7 @@ def extract_windows(
             f"{recording.source}: {recording.duration:.2f} s is shorter than one "
             f"{config.window:g} s window; nothing to extract."
         )
-    length = round(config.window * sfreq)
-    bad, reasons = _window_quality(data, starts, length, config)
+    bad, reasons = window_quality(data, sfreq, starts, config)
     names = [recording.ch_names[mapping.source[n]] for n in nodes]
     marked = np.array([name in recording.bads for name in names], dtype=bool)
     channel_bad = (bad.mean(axis=1) > config.bad_channel_fraction) | marked
@@ -203,10 +197,9 @@ def extract_windows(
             "Check the file's units and content."
         )
     good = ~channel_bad
-    if config.reference == "average":
-        data = data - np.nanmean(np.where(good[:, None], data, np.nan), axis=0, keepdims=True)
-    window_bad = bad[good].any(axis=0)
-    dropped = Counter(_first_reason(reasons[good], w) for w in np.flatnonzero(window_bad))
+    de, failed = checked_de(data, sfreq, good, bad, reasons, config)
+    window_bad = failed != ""
+    dropped = Counter(failed[window_bad])
 
     start_s = starts / sfreq
     labels, label_ok, label_reason = window_labels(
@@ -215,11 +208,7 @@ def extract_windows(
     for w in np.flatnonzero(~label_ok & ~window_bad):
         dropped[label_reason[w]] += 1
     keep = ~window_bad & label_ok
-
-    clean = np.where(np.isfinite(data), data, 0.0)  # dropped windows only; keeps filters finite
-    de = differential_entropy(
-        clean, sfreq, config.bands, config.window, config.step, config.method
-    )[keep]
+    de = de[keep]
     kept_labels = [labels[w] for w in np.flatnonzero(keep)]
     if config.lds and len(de):
         de = lds_smooth(de, _runs(kept_labels, start_s[keep], config))
@@ -228,6 +217,69 @@ def extract_windows(
     present = np.zeros((len(de), topology.n_nodes), dtype=bool)
     present[:, nodes[good]] = True
     return WindowSet(features, present, start_s[keep], kept_labels, dict(dropped), absent_channels)
+
+
+def map_recording_channels(
+    topology: UnifiedTopology,
+    ch_names: Sequence[str],
+    config: PreprocessConfig,
+    positions: Mapping[str, Any] | None = None,
+    types: Sequence[str] | None = None,
+) -> ChannelMapping:
+    """A recording's channels on the topology, with ``config``'s mapping options.
+
+    The one mapping of every route (a file, an array, a live stream): ``config.tolerance_mm``
+    and ``config.bipolar``; names that match no node and have no position are dropped.
+    """
+    return topology.map_channels(
+        list(ch_names),
+        positions or None,
+        types=types,
+        tolerance_mm=config.tolerance_mm,
+        on_unknown="drop",
+        bipolar=config.bipolar,
+    )
+
+
+def window_quality(
+    data: np.ndarray, sfreq: float, starts: np.ndarray, config: PreprocessConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(channels, windows) bad flags and reason codes (0 ok, 1 non-finite, 2 flat, 3 amplitude)
+    of the windows of ``data`` (mapped channels, volts) starting at sample ``starts``."""
+    return _window_quality(data, starts, round(config.window * sfreq), config)
+
+
+def checked_de(
+    data: np.ndarray,
+    sfreq: float,
+    good: np.ndarray,
+    bad: np.ndarray,
+    reasons: np.ndarray,
+    config: PreprocessConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """DE of every window, and why each window fails its checks.
+
+    The one window path: :func:`extract_windows` (a whole recording) and the online decoder
+    (one window of a stream) both call it. ``good`` marks the channels used; the average
+    reference (if asked) is theirs; a window fails when one of them is non-finite, flat or
+    beyond the amplitude limit in it (``bad``, ``reasons`` from :func:`window_quality`).
+
+    Returns
+    -------
+    de : ndarray, shape (n_windows, n_channels, n_bands)
+        Failed windows' values are meaningless (non-finite samples were zeroed for the filter).
+    failed : ndarray of str, shape (n_windows,)
+        ``""`` for a window that passes, else the first failed check (``"non-finite samples"``,
+        ``"flat signal"``, ``"amplitude above limit"``).
+    """
+    if config.reference == "average":
+        data = data - np.nanmean(np.where(good[:, None], data, np.nan), axis=0, keepdims=True)
+    failed = np.full(bad.shape[1], "", dtype=object)
+    for w in np.flatnonzero(bad[good].any(axis=0)):
+        failed[w] = _first_reason(reasons[good], w)
+    clean = np.where(np.isfinite(data), data, 0.0)  # failed windows only; keeps filters finite
+    de = differential_entropy(clean, sfreq, config.bands, config.window, config.step, config.method)
+    return de, failed
 
 
 def feature_windows(trial: FeatureTrial, topology: UnifiedTopology, lds: bool = False) -> WindowSet:

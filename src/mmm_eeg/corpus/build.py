@@ -19,7 +19,7 @@ from typing import Any
 
 from mmm_eeg.atomic import check_output_folder, write_json
 from mmm_eeg.corpus.writer import CorpusWriter
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.bids import read_bids_recording
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.recording import Recording
@@ -52,9 +52,9 @@ def process_source(
         return source, [(source.recording_id, source.meta(), windows)], None
     except UserInputError as err:
         return source, [], str(err)
-    except Exception as err:  # a damaged file must not stop the batch; report it
-        logger.debug("Unexpected failure on %s", source.path, exc_info=True)
-        return source, [], f"{source.path}: unexpected {type(err).__name__}: {err}"
+    except READ_ERRORS as err:  # a damaged file must not stop the batch; a bug does
+        logger.debug("Failure on %s", source.path, exc_info=True)
+        return source, [], f"{source.path}: unreadable ({type(err).__name__}: {err})"
 
 
 def _seed_windows(

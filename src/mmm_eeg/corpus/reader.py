@@ -16,7 +16,7 @@ from mmm_eeg.corpus.format import (
     read_meta,
     stores,
 )
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.normalization import Normalization, Normalizer, node_moments, standardize
 from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.topology import UnifiedTopology
@@ -126,7 +126,7 @@ class Corpus:
                 group = zarr.open_group(self.path / store["path"], mode="r")
                 features.append(group["features"])
                 present.append(group["present"])
-            except Exception as err:  # zarr raises several types for missing or damaged stores
+            except READ_ERRORS as err:  # what zarr raises for missing or damaged stores
                 raise CorpusFormatError(
                     f"{self.path}: the {store['path']} store is damaged or missing ({err})."
                 ) from err
@@ -170,7 +170,7 @@ class Corpus:
         for part in self.meta[key]:
             try:
                 frames.append(pd.read_parquet(self.path / part))
-            except Exception as err:  # pyarrow raises several types for damaged files
+            except READ_ERRORS as err:  # pyarrow's ArrowInvalid (ValueError), ArrowIOError
                 raise CorpusFormatError(f"{self.path / part} is damaged ({err}).") from err
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

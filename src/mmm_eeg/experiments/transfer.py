@@ -45,7 +45,7 @@ from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
-from mmm_eeg.model import MMMClassifier, MMMEncoder, model_card
+from mmm_eeg.model import MMMClassifier, MMMEncoder, model_card, noise_seed
 from mmm_eeg.model.loading import load_encoder
 from mmm_eeg.montage import template_position
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
@@ -228,8 +228,8 @@ def run_transfer_benchmark(
             MMMClassifier.from_pretrained(runs / "finetune" / "folds" / f.name / "model")
             for f in tuned
         ]
-        torch.manual_seed(seed)  # the scratch encoder's random weights
-        encoder = load_encoder(config.init, corpus.topology, **config.architecture)
+        with noise_seed(seed):  # the scratch encoder's random weights
+            encoder = load_encoder(config.init, corpus.topology, **config.architecture)
         probes = probe_protocols(frozen_tokens(encoder, corpus, rows, config), protocols, context)
         methods[name] = {
             "balanced_accuracy": per_subject_summary(full),
@@ -348,12 +348,12 @@ def frozen_tokens(
 ) -> np.ndarray:
     """The frozen encoder's region and class tokens of ``rows``, flattened (the probe's input)."""
     encoder.eval()
-    torch.manual_seed(config.seed)  # the noise that fills absent nodes, when that is the policy
     out = []
-    for start in range(0, len(rows), 512):
-        x, present = corpus.read(rows[start : start + 512], config.normalize)  # type: ignore[arg-type]
-        tokens = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
-        out.append(tokens.reshape(len(tokens), -1).numpy())
+    with noise_seed(config.seed):  # the noise that fills absent nodes, when that is the policy
+        for start in range(0, len(rows), 512):
+            x, present = corpus.read(rows[start : start + 512], config.normalize)  # type: ignore[arg-type]
+            tokens = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
+            out.append(tokens.reshape(len(tokens), -1).numpy())
     return np.concatenate(out)
 
 
@@ -400,8 +400,8 @@ def pretraining_curve(run: Path, corpus, rows, folds, context) -> dict[str, floa
     Epoch 0 is an untrained encoder of the same size (the same seed as pretraining's start).
     """
     final = MMMEncoder.from_pretrained(run / "encoder")
-    torch.manual_seed(context[3])
-    encoders = {"0": MMMEncoder(corpus.topology, final.dim, final.depth, final.heads)}
+    with noise_seed(context[3]):
+        encoders = {"0": MMMEncoder(corpus.topology, final.dim, final.depth, final.heads)}
     for path in sorted((run / "snapshots").glob("epoch-*")):
         encoders[str(int(path.name.split("-")[1]))] = MMMEncoder.from_pretrained(path)
     config = replace(FINETUNE, seed=context[3])

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.recording import Recording
 from mmm_eeg.io.sources import Skipped, SourceFile
 
@@ -119,7 +119,7 @@ def read_bids_recording(path: str | Path) -> Recording:
     try:
         bids_path = mne_bids.get_bids_path_from_fname(path, verbose="error")
         raw = mne_bids.read_raw_bids(bids_path, verbose="error")
-    except Exception as err:  # mne-bids raises many types for malformed datasets
+    except READ_ERRORS as err:  # what mne-bids raises for malformed datasets
         raise UserInputError(
             f"{path}: not readable as BIDS ({type(err).__name__}: {err})."
         ) from err

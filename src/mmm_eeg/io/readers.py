@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.recording import Annotation, Recording
 
 #: Columns of a muse-lsl / eeg-notebooks CSV that are not signals (compared in lower case).
@@ -109,7 +109,7 @@ def open_raw(path: Path, preload: bool) -> Any:
         check_edf_header(path)
     try:
         return mne.io.read_raw(path, preload=preload, verbose="error")
-    except Exception as err:  # MNE raises many types for damaged or unknown files
+    except READ_ERRORS as err:  # what MNE raises for damaged or unknown files
         raise UserInputError(
             f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
             "Check that the file is complete and in a format MNE reads."
@@ -166,7 +166,7 @@ def read_muse_csv(path: str | Path, sfreq: float | None = None) -> Recording:
     path = Path(path)
     try:
         table = pd.read_csv(path)
-    except Exception as err:  # pandas raises several types for malformed CSV
+    except READ_ERRORS as err:  # pandas' ParserError, EmptyDataError, UnicodeDecodeError
         raise UserInputError(f"{path}: not a readable CSV file ({err}).") from err
     table.columns = [str(c).strip() for c in table.columns]
     time_column, channels, markers = muse_columns(list(table.columns), path)

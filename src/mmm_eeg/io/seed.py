@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.recording import Recording
 
 #: The 62 channels in the order SEED and SEED-IV store them (their channel-order file).
@@ -90,7 +90,7 @@ def _load_mat(path: Path) -> dict[str, Any]:
 
     try:
         return loadmat(path)
-    except Exception as err:  # scipy raises several types for damaged .mat files
+    except READ_ERRORS as err:  # what scipy raises for damaged .mat files
         raise UserInputError(f"{path}: not a readable MATLAB file ({err}).") from err
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmm_eeg.errors import UserInputError
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.recording import natural_key
 
 #: Extensions read as EEG recordings when a folder is scanned.
@@ -237,7 +237,7 @@ def read_manifest(
     manifest = Path(manifest)
     try:
         table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    except Exception as err:  # pandas raises several types for malformed CSV
+    except READ_ERRORS as err:  # pandas' ParserError, EmptyDataError, UnicodeDecodeError
         raise UserInputError(f"{manifest}: not a readable CSV manifest ({err}).") from err
     if "path" not in table.columns:
         raise UserInputError(

@@ -2,7 +2,7 @@
 
 from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
-from mmm_eeg.model.encoder import MMMEncoder
+from mmm_eeg.model.encoder import MMMEncoder, noise_seed
 from mmm_eeg.model.fixed_montage import FixedMontageEncoder, compile_for_inference
 from mmm_eeg.model.masking import MaskSchedule, channel_dropout, random_mask, regional_mask
 from mmm_eeg.model.physiopro import (
@@ -26,6 +26,7 @@ __all__ = [
     "list_models",
     "load_physiopro_encoder",
     "model_card",
+    "noise_seed",
     "random_mask",
     "regional_mask",
     "to_physiopro_state_dict",

@@ -9,7 +9,8 @@ from torch import nn
 
 from mmm_eeg.model.encoder import MMMEncoder, token_encoding
 from mmm_eeg.model.layers import Block
-from mmm_eeg.model.pretrained import PretrainedMixin, check_config
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
+from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
@@ -35,6 +36,8 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         Prediction head: one linear layer, or Linear-GELU-Linear.
     loss_on : {"masked", "all"}
         MSE over masked present nodes (default) or over all present nodes.
+    feature_spec : FeatureSpec | None
+        The input contract it is pretrained on; None: the encoder's.
     """
 
     def __init__(
@@ -43,8 +46,10 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         decoder_depth: int = 6,
         head: Literal["linear", "mlp"] = "linear",
         loss_on: LossOn = "masked",
+        feature_spec: FeatureSpec | None = None,
     ) -> None:
         super().__init__()
+        self.feature_spec = feature_spec if feature_spec is not None else encoder.feature_spec
         check_option("loss_on", loss_on, ("masked", "all"))
         check_option("head", head, ("linear", "mlp"))
         self.encoder = encoder
@@ -119,5 +124,8 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> MMMAutoencoder:
         check_config(config, {"decoder_depth": (int, 1, 256)})
-        encoder = MMMEncoder._from_config(config["encoder"])
-        return cls(encoder, config["decoder_depth"], config["head"], config["loss_on"])
+        spec = config.get("feature_spec")
+        encoder = MMMEncoder._from_config({**config["encoder"], "feature_spec": spec})
+        return cls(
+            encoder, config["decoder_depth"], config["head"], config["loss_on"], spec_in(config)
+        )

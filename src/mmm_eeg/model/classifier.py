@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from mmm_eeg.model.encoder import MMMEncoder
-from mmm_eeg.model.pretrained import PretrainedMixin, check_config
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
+from mmm_eeg.spec import FeatureSpec
 
 
 class MMMClassifier(PretrainedMixin, nn.Module):
@@ -38,6 +39,8 @@ class MMMClassifier(PretrainedMixin, nn.Module):
         topology itself; otherwise it takes (batch, n_nodes, in_features) in node order.
     label_names : sequence of str | None
         Class names, stored with the checkpoint.
+    feature_spec : FeatureSpec | None
+        The input contract it is trained on; None: the encoder's.
     """
 
     def __init__(
@@ -49,8 +52,10 @@ class MMMClassifier(PretrainedMixin, nn.Module):
         freeze_encoder: bool = False,
         ch_names: Sequence[str] | None = None,
         label_names: Sequence[str] | None = None,
+        feature_spec: FeatureSpec | None = None,
     ) -> None:
         super().__init__()
+        self.feature_spec = feature_spec if feature_spec is not None else encoder.feature_spec
         if n_outputs < 2:
             raise ValueError(f"n_outputs must be at least 2, got {n_outputs}.")
         if label_names is not None and len(label_names) != n_outputs:
@@ -122,6 +127,9 @@ class MMMClassifier(PretrainedMixin, nn.Module):
     def _from_config(cls, config: dict[str, Any]) -> MMMClassifier:
         check_config(config, {"n_outputs": (int, 2, 1_000_000), "hidden": (int, 1, 1_000_000),
                               "dropout": ((int, float), 0, 1)})  # fmt: skip
-        encoder = MMMEncoder._from_config(config["encoder"])
+        spec = spec_in(config)  # the encoder reads what the classifier reads
+        encoder = MMMEncoder._from_config(
+            {**config["encoder"], "feature_spec": config.get("feature_spec")}
+        )
         keys = ("n_outputs", "hidden", "dropout", "freeze_encoder", "ch_names", "label_names")
-        return cls(encoder, **{k: config[k] for k in keys})
+        return cls(encoder, **{k: config[k] for k in keys}, feature_spec=spec)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -13,12 +14,26 @@ from mmm_eeg.errors import UserInputError
 from mmm_eeg.model.fixed_montage import FixedMontageEncoder
 from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pos_embed import PositionKind, position_encoding
-from mmm_eeg.model.pretrained import PretrainedMixin, check_config
+from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
+from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option, check_range
 
 AbsentPolicy = Literal["exclude", "zero", "noise"]
 ABSENT_POLICIES: tuple[str, ...] = get_args(AbsentPolicy)
+
+
+@contextmanager
+def noise_seed(seed: int) -> Iterator[None]:
+    """Seed torch's generator for a block, then give the caller's state back.
+
+    An encoder with ``absent="noise"`` (the released model's policy) fills absent nodes from
+    torch's generator; inside this block the same input gives the same output, and nothing
+    outside the block sees a changed random state.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class MMMEncoder(PretrainedMixin, nn.Module):
@@ -55,6 +70,8 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         MMM's hierarchy: region tokens and the attention mask over nodes and regions. False
         gives a plain transformer over the node tokens and the class token (every token
         attends to every present node), the ablation's "no hierarchy".
+    feature_spec : FeatureSpec | None
+        The input contract of the features the weights learned from (saved with the model).
 
     Attributes
     ----------
@@ -78,9 +95,11 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         absent: AbsentPolicy = "exclude",
         block: BlockType = "reference",
         hierarchy: bool = True,
+        feature_spec: FeatureSpec | None = None,
     ) -> None:
         super().__init__()
         check_option("absent", absent, ABSENT_POLICIES)
+        self.feature_spec = feature_spec
         check_range("depth", depth, low=1)
         self.topology = topology or UnifiedTopology.default()
         self.dim, self.depth, self.heads = dim, depth, heads
@@ -259,7 +278,32 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
                                          "pos_encoding", "absent", "block")}  # fmt: skip
         kwargs["hierarchy"] = config.get("hierarchy", True)  # configs saved before the switch
-        return cls(topology=UnifiedTopology.from_config(config["topology"]), **kwargs)
+        topology = UnifiedTopology.from_config(config["topology"])
+        return cls(topology=topology, feature_spec=spec_in(config), **kwargs)
+
+    def init_args(self) -> dict[str, Any]:
+        """The constructor arguments this encoder was built with."""
+        return {
+            "topology": self.topology, "dim": self.dim, "depth": self.depth, "heads": self.heads,
+            "mlp_ratio": self.mlp_ratio, "in_features": self.in_features,
+            "pos_encoding": self.pos_encoding, "absent": self.absent, "block": self.block,
+            "hierarchy": self.hierarchy, "feature_spec": self.feature_spec,
+        }  # fmt: skip
+
+    def replace(self, **changes: Any) -> MMMEncoder:
+        """A new encoder with these weights and some constructor arguments changed.
+
+        For arguments that hold no weights (``absent``, ``feature_spec``); the encoder itself is
+        left as it is, and so is torch's random state.
+        """
+        unknown = sorted(set(changes) - set(self.init_args()))
+        if unknown:
+            raise TypeError(f"MMMEncoder has no argument {unknown}.")
+        with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten below
+            encoder = MMMEncoder(**{**self.init_args(), **changes})
+        encoder.load_state_dict(self.state_dict())
+        encoder.load_report = self.load_report
+        return encoder.train(self.training)
 
 
 def token_encoding(

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Self
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mmm_eeg.atomic import atomic_path
@@ -26,7 +27,9 @@ WEIGHTS_NAME = "model.safetensors"
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for modules that describe themselves.
 
-    Subclasses implement ``config()`` (a JSON-ready dict) and ``_from_config(config)``.
+    Subclasses implement ``config()`` (a JSON-ready dict) and ``_from_config(config)``, and take
+    ``feature_spec`` as a constructor argument (``_from_config`` passes :func:`spec_in` of the
+    config), so a model's input contract is never attached after it is built.
 
     Attributes
     ----------
@@ -63,10 +66,8 @@ class PretrainedMixin:
         """
         directory = Path(directory)
         config = {
-            "model": type(self).__name__,
+            **self.to_dict(),
             "library_version": _library_version(),
-            **self.config(),
-            "feature_spec": None if self.feature_spec is None else self.feature_spec.to_dict(),
             "metadata": metadata or {},
         }
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -108,33 +109,54 @@ class PretrainedMixin:
                 f"{directory} holds a {config.get('model')!r}, not a {cls.__name__}; load it "
                 f"with {config.get('model')}.from_pretrained."
             )
+        model = cls.from_config(config, str(config_path))
+        try:
+            state = load_file(str(weights_path), device=map_location)
+        except (OSError, SafetensorError) as err:
+            raise UserInputError(f"{weights_path}: unreadable safetensors file ({err}).") from err
+        load_weights(model, state, str(weights_path))
+        return model.eval()  # type: ignore[attr-defined]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model's description as ``config.json`` holds it (kind, config, feature spec)."""
+        return {
+            "model": type(self).__name__,
+            **self.config(),
+            "feature_spec": None if self.feature_spec is None else self.feature_spec.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], where: str) -> Self:
+        """A new model (random weights) from a description read from ``where``, checked."""
         try:
             model = cls._from_config(config)
         except UserInputError as err:
-            raise UserInputError(f"{config_path}: {err}") from err
+            raise UserInputError(f"{where}: {err}") from err
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise UserInputError(
-                f"{config_path}: malformed model config ({type(err).__name__}: {err}); the file "
+                f"{where}: malformed model config ({type(err).__name__}: {err}); the file "
                 "was edited or is not from mmm-eeg."
             ) from err
         unknown = sorted(set(config) - _OWN_KEYS - set(model.config()))
         if unknown:
-            raise UserInputError(f"{config_path}: unknown keys {unknown}; not an mmm-eeg config.")
-        if config.get("feature_spec"):
-            model.feature_spec = FeatureSpec.from_dict(config["feature_spec"])
-            if isinstance(getattr(model, "encoder", None), PretrainedMixin):
-                model.encoder.feature_spec = model.feature_spec  # type: ignore[attr-defined]
-        try:
-            state = load_file(str(weights_path), device=map_location)
-        except Exception as err:  # safetensors raises its own error types
-            raise UserInputError(f"{weights_path}: unreadable safetensors file ({err}).") from err
-        result = model.load_state_dict(state, strict=False)  # type: ignore[attr-defined]
-        if result.missing_keys or result.unexpected_keys:
-            raise UserInputError(
-                f"{weights_path} does not match its config: missing {result.missing_keys}, "
-                f"unexpected {result.unexpected_keys}."
-            )
-        return model.eval()  # type: ignore[attr-defined]
+            raise UserInputError(f"{where}: unknown keys {unknown}; not an mmm-eeg config.")
+        return model
+
+
+def spec_in(config: dict[str, Any]) -> FeatureSpec | None:
+    """The :class:`FeatureSpec` a saved config records (None when it records none)."""
+    values = config.get("feature_spec")
+    return FeatureSpec.from_dict(values) if values else None
+
+
+def load_weights(model: Any, state: dict[str, Any], where: str) -> None:
+    """Load ``state`` into ``model``: every key must match, both ways."""
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise UserInputError(
+            f"{where} does not match its config: missing {result.missing_keys}, "
+            f"unexpected {result.unexpected_keys}."
+        )
 
 
 def _library_version() -> str:

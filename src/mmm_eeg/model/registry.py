@@ -133,7 +133,9 @@ def create_model(
             if pretrained is True
             else Path(pretrained)
         )
-        encoder = load_physiopro_encoder(path, **_without(card.encoder, "dim", "depth"))
+        encoder = load_physiopro_encoder(
+            path, feature_spec=card.feature_spec, **_without(card.encoder, "dim", "depth")
+        )
         found = {"dim": encoder.dim, "depth": encoder.depth}
         expected = {k: card.encoder[k] for k in found}
         if found != expected:
@@ -143,13 +145,10 @@ def create_model(
                 parameter="pretrained",
             )
     else:
-        encoder = MMMEncoder(**card.encoder)
-    encoder.feature_spec = card.feature_spec
+        encoder = MMMEncoder(**card.encoder, feature_spec=card.feature_spec)
     if n_outputs is None:
         return encoder
-    classifier = MMMClassifier(encoder, n_outputs, **kwargs)
-    classifier.feature_spec = card.feature_spec
-    return classifier
+    return MMMClassifier(encoder, n_outputs, **kwargs)  # the encoder's spec
 
 
 def _without(values: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class TrainerConfig:
         subject-node (per node and band).
     loader_workers : int
         DataLoader processes decoding the corpus (0: in the trainer's process).
+    snapshot_every_n_epochs : int | None
+        Save the network every N epochs to snapshots/epoch-NNNN: a pretraining run's encoder
+        (RUN/snapshots), a fine-tuning fold's classifier (RES/folds/NAME/snapshots). None: no
+        snapshots.
     """
 
     accelerator: str = "cpu"
@@ -55,9 +59,12 @@ class TrainerConfig:
     select: str | None = None
     normalize: Normalization = "recording"
     loader_workers: int = 0
+    snapshot_every_n_epochs: int | None = None
 
     def __post_init__(self) -> None:
         check_range("loader_workers", self.loader_workers, low=0)
+        if self.snapshot_every_n_epochs is not None:
+            check_range("snapshot_every_n_epochs", self.snapshot_every_n_epochs, low=1)
         check_range("devices", self.devices, low=1)
         check_range("num_nodes", self.num_nodes, low=1)
         check_option("normalize", self.normalize, NORMALIZATIONS)
@@ -141,8 +148,6 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
         Reconstruction head: linear or mlp.
     checkpoint_every_n_steps : int | None
         Also checkpoint every N steps (None: every epoch).
-    snapshot_every_n_epochs : int | None
-        Save the encoder every N epochs to RUN/snapshots/epoch-NNNN (None: only the final one).
     """
 
     epochs: int = 20
@@ -160,15 +165,12 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     loss_on: Literal["masked", "all"] = "masked"
     head: Literal["linear", "mlp"] = "linear"
     checkpoint_every_n_steps: int | None = None
-    snapshot_every_n_epochs: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_range("epochs", self.epochs, low=1)
         check_range("batch_size", self.batch_size, low=1)
         check_range("val_fraction", self.val_fraction, low=0, high=1, low_open=True)
-        if self.snapshot_every_n_epochs is not None:
-            check_range("snapshot_every_n_epochs", self.snapshot_every_n_epochs, low=1)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,15 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.inference import describe_spec, run_windows
 from mmm_eeg.model import MMMClassifier, channel_dropout
-from mmm_eeg.model.loading import load_encoder
+from mmm_eeg.model.loading import (
+    CHECKPOINT_KEY,
+    checkpoint_entry,
+    load_encoder,
+    resolve_model,
+)
+from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.train.config import FinetuneConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
 from mmm_eeg.train.metrics import (
@@ -36,6 +43,7 @@ from mmm_eeg.train.plots import finetune_plots
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
 from mmm_eeg.train.trainer import (
+    Snapshots,
     batch_generator,
     build_trainer,
     is_global_zero,
@@ -60,6 +68,9 @@ class FinetuneModule(L.LightningModule):
         self.val_confusion = MulticlassConfusionMatrix(classifier.n_outputs)
         # The encoder weights that train at all (the reference's unused norms never do).
         self._encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = checkpoint_entry(self.classifier, "classifier.")
 
     def training_step(self, batch, batch_idx):
         x, present, y = batch
@@ -148,11 +159,11 @@ def train_fold(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    encoder = load_encoder(config.init, corpus.topology, **config.architecture)
+    spec = corpus.feature_spec(config.normalize)  # saved with the model
+    encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
     classifier = MMMClassifier(
         encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
     )
-    classifier.feature_spec = corpus.feature_spec(config.normalize)  # saved with the model
     weights = None
     if config.class_weights == "balanced":
         counts = np.bincount(targets[fold.train], minlength=len(names)).astype(np.float64)
@@ -179,7 +190,11 @@ def train_fold(
         enable_version_counter=False,
     )
     stopper = EarlyStopping("val_balanced_accuracy", mode="max", patience=config.patience)
-    trainer = build_trainer(config, folder, [selector, stopper], config.epochs)
+    callbacks = [selector, stopper]
+    if config.snapshot_every_n_epochs:
+        every = config.snapshot_every_n_epochs
+        callbacks.append(Snapshots(folder / "snapshots", every, lambda m: m.classifier))
+    trainer = build_trainer(config, folder, callbacks, config.epochs)
     trainer.fit(module, datamodule=CorpusDataModule(train, val))
     best = torch.load(selector.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(best)
@@ -321,9 +336,14 @@ def evaluate(
     ``normalize`` None: the standardisation the model was trained with (its feature spec);
     a corpus made with other preprocessing than the model's is refused.
     """
-    classifier = MMMClassifier.from_pretrained(model_dir)
+    classifier = resolve_model(model_dir).network
+    if not isinstance(classifier, MMMClassifier):
+        raise UserInputError(
+            f"{model_dir} holds a {type(classifier).__name__}, not a classifier: evaluate "
+            "scores a fine-tuned model (RES/folds/NAME/model)."
+        )
     corpus = Corpus(corpus_path)
-    normalize = input_normalization(classifier, corpus, normalize)
+    normalize = input_normalization(classifier.feature_spec, corpus, normalize)
     names = classifier.label_names or [str(i) for i in range(classifier.n_outputs)]
     rows = select_windows(corpus.index, select)
     targets, _ = corpus.label_targets(rows, names)
@@ -343,10 +363,9 @@ def evaluate(
     return result
 
 
-def input_normalization(model: Any, corpus: Corpus, normalize: str | None) -> str:
-    """The standardisation to read ``corpus`` with for ``model``, after checking that the corpus
-    holds the features the model was trained on (when the model records them)."""
-    spec = model.feature_spec
+def input_normalization(spec: FeatureSpec | None, corpus: Corpus, normalize: str | None) -> str:
+    """The standardisation to read ``corpus`` with for a model of ``spec``, after checking that
+    the corpus holds the features the model was trained on (when the model records them)."""
     if spec is None:
         return normalize or "recording"
     spec.check_features(corpus.feature_spec(), f"corpus {corpus.path}")
@@ -361,28 +380,41 @@ def embed(
     pool: str = "none",
     normalize: str | None = None,
     batch_size: int = 1024,
-) -> int:
+) -> dict[str, Any]:
     """Write the unified representation of each window to Parquet with the index columns.
 
-    ``normalize`` None: the encoder's own (its feature spec; ``"recording"`` when it has none).
+    The model is read by :func:`~mmm_eeg.model.loading.resolve_model` and run by
+    :func:`~mmm_eeg.inference.run_windows`, as :func:`mmm_eeg.load_model` ``.embed`` does, so
+    both give the same vectors for the same windows. ``normalize`` None: the model's own (its
+    feature spec; ``"recording"`` when it has none).
+
+    Returns
+    -------
+    dict
+        ``windows`` (written), ``spec`` (the feature spec used, in one line, with its origin).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     check_option("pool", pool, ("none", "mean"))
     corpus = Corpus(corpus_path)
-    encoder = load_encoder(init, corpus.topology, absent=None).eval()
-    normalize = input_normalization(encoder, corpus, normalize)
+    resolved = resolve_model(init)
+    if resolved.encoder.topology != corpus.topology:
+        raise UserInputError(
+            f"{init}: its topology {resolved.encoder.topology.name!r} differs from the "
+            f"corpus's {corpus.topology.name!r}; preprocess the data onto the model's topology."
+        )
+    normalize = input_normalization(resolved.spec, corpus, normalize)
+    spec = resolved.spec or corpus.feature_spec(normalize)  # type: ignore[arg-type]
+    origin = resolved.spec_origin
+    if normalize != spec.normalize:
+        spec, origin = replace(spec, normalize=normalize), f"{origin}; normalize given"
     rows = select_windows(corpus.index, select)
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            part = rows[start : start + batch_size]
-            x, present = corpus.read(part, normalize)  # type: ignore[arg-type]
-            z = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
-            z = z.mean(1) if pool == "mean" else z.flatten(1)
-            chunks.append(z.numpy().astype(np.float32))
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+    if len(rows) == 0:
+        raise UserInputError(f"No window of {corpus_path} matches select={select!r}.")
+    x, present = corpus.read(rows, normalize)  # type: ignore[arg-type]
+    tokens = run_windows(resolved.encoder, x, present, batch_size)
+    vectors = tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1)
     table = pa.Table.from_pandas(
         corpus.index.iloc[rows].reset_index(drop=True), preserve_index=False
     )
@@ -391,4 +423,4 @@ def embed(
     table = table.append_column("embedding", column)
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
-    return len(rows)
+    return {"windows": len(rows), "spec": describe_spec(spec, origin)}

@@ -23,12 +23,13 @@ from mmm_eeg.atomic import check_output_folder
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MaskSchedule, MMMAutoencoder, random_mask
-from mmm_eeg.model.loading import load_encoder
+from mmm_eeg.model.loading import CHECKPOINT_KEY, checkpoint_entry, load_encoder
 from mmm_eeg.train.config import PretrainConfig, write_config
 from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
 from mmm_eeg.train.plots import pretraining_plots
 from mmm_eeg.train.selection import select_windows
 from mmm_eeg.train.trainer import (
+    Snapshots,
     batch_generator,
     build_trainer,
     is_global_zero,
@@ -56,6 +57,9 @@ class PretrainModule(L.LightningModule):
         self.register_buffer(
             "region_of", torch.tensor(autoencoder.encoder.topology.region_of), persistent=False
         )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = checkpoint_entry(self.autoencoder, "autoencoder.")
 
     def _generator(self, stage: int, batch_idx: int) -> torch.Generator:
         epoch = self.current_epoch if stage == 0 else 0
@@ -93,20 +97,6 @@ class PretrainModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-class EncoderSnapshots(L.Callback):
-    """Save the encoder every ``every`` epochs to ``folder/epoch-NNNN`` (rank zero only)."""
-
-    def __init__(self, folder: Path, every: int) -> None:
-        self.folder, self.every = folder, every
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epoch = trainer.current_epoch + 1
-        if epoch % self.every == 0 and trainer.is_global_zero:
-            pl_module.autoencoder.encoder.save_pretrained(
-                self.folder / f"epoch-{epoch:04d}", metadata={"epoch": epoch}
-            )
 
 
 def split_recordings(corpus: Corpus, rows: np.ndarray, fraction: float, seed: int):
@@ -167,10 +157,10 @@ def pretrain(
             parameter="batch_size",
         )
     train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
-    encoder = load_encoder(config.init, corpus.topology, **config.architecture)
-    autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
     # The saved encoder and autoencoder carry the features they learn from.
-    autoencoder.feature_spec = encoder.feature_spec = corpus.feature_spec(config.normalize)
+    spec = corpus.feature_spec(config.normalize)
+    encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
+    autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
         corpus, train_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
@@ -192,7 +182,13 @@ def pretrain(
     )
     callbacks = [last_checkpoint]
     if config.snapshot_every_n_epochs:
-        callbacks.append(EncoderSnapshots(out / "snapshots", config.snapshot_every_n_epochs))
+        callbacks.append(
+            Snapshots(
+                out / "snapshots",
+                config.snapshot_every_n_epochs,
+                lambda module: module.autoencoder.encoder,
+            )
+        )
     if len(val_rows):
         callbacks.append(
             ModelCheckpoint(

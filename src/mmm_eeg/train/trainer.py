@@ -7,6 +7,8 @@ Both training modules build their Trainer with :func:`build_trainer`, which also
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
+
+from mmm_eeg.errors import UserInputError
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
@@ -29,6 +33,25 @@ def warmup_cosine(total_steps: int, warmup_fraction: float):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+class Snapshots(L.Callback):
+    """Save a network every ``every`` epochs to ``folder/epoch-NNNN`` (rank zero only).
+
+    ``network`` picks it from the Lightning module (a pretraining run's encoder, a fine-tuning
+    fold's classifier); each snapshot is a ``save_pretrained`` folder that
+    :func:`mmm_eeg.load_model` reads.
+    """
+
+    def __init__(self, folder: Path, every: int, network: Callable[[Any], Any]) -> None:
+        self.folder, self.every, self.network = folder, every, network
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0 and trainer.is_global_zero:
+            self.network(pl_module).save_pretrained(
+                self.folder / f"epoch-{epoch:04d}", metadata={"epoch": epoch}
+            )
 
 
 def param_groups(model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None):
@@ -74,23 +97,56 @@ class DataEpochs(L.Callback):
 
 
 def build_trainer(config: Any, folder: Path, callbacks: list, epochs: int, **extra: Any):
-    """A Lightning Trainer with the run's hardware options, CSV metrics in ``folder/logs``."""
-    return L.Trainer(
-        max_epochs=epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,
-        logger=CSVLogger(folder, name="", version="logs"),
-        callbacks=[DataEpochs(), *callbacks],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        use_distributed_sampler=False,  # CorpusBatches shards by rank itself
-        num_sanity_val_steps=0,
-        **extra,
-    )
+    """A Lightning Trainer with the run's hardware options, CSV metrics in ``folder/logs``.
+
+    Raises
+    ------
+    UserInputError
+        When Lightning refuses the hardware options (an accelerator this machine lacks, too
+        many devices, an unknown strategy or precision): which options, what this machine
+        has, what to pass instead.
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(
+            max_epochs=epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            precision=config.precision,
+            logger=CSVLogger(folder, name="", version="logs"),
+            callbacks=[DataEpochs(), *callbacks],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+            use_distributed_sampler=False,  # CorpusBatches shards by rank itself
+            num_sanity_val_steps=0,
+            **extra,
+        )
+    except (MisconfigurationException, ValueError) as err:
+        given = ", ".join(
+            f"{name}={getattr(config, name)!r}"
+            for name in ("accelerator", "devices", "num_nodes", "strategy", "precision")
+        )
+        raise UserInputError(
+            f"Lightning cannot train with {given}: {str(err).splitlines()[0]} This machine "
+            f"has {machine_hardware()}. Pass accelerator='cpu' (or 'auto') and devices up to "
+            "the count above; strategy 'auto' or 'ddp'; precision '32' (or 'bf16-mixed' where "
+            "the hardware has it).",
+            parameter="accelerator",
+        ) from err
+
+
+def machine_hardware() -> str:
+    """What this machine offers Lightning, in words (CPU cores, CUDA GPUs, Apple MPS)."""
+    parts = [f"{os.cpu_count()} CPU cores"]
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    parts.append(f"{gpus} CUDA GPU{'s' if gpus != 1 else ''}")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        parts.append("Apple MPS")
+    return ", ".join(parts)
 
 
 def is_global_zero() -> bool:
