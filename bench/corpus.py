@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.corpus import Corpus, CorpusWriter  # noqa: E402
+from mmm_eeg.corpus.batches import iter_batches  # noqa: E402
 from mmm_eeg.topology import UnifiedTopology  # noqa: E402
 from mmm_eeg.windows import PreprocessConfig, WindowSet  # noqa: E402
 
@@ -75,7 +76,7 @@ def read(path: Path, max_windows: int, batch_size: int = 512) -> dict:
     tracemalloc.start()
     t = time.perf_counter()
     seen = 0
-    for x, _, _ in corpus.iter_batches(batch_size, shuffle=True, seed=1):
+    for x, _, _ in iter_batches(corpus, batch_size, shuffle=True, seed=1):
         seen += len(x)
         if seen >= max_windows:
             break

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
+from mmm_eeg.corpus.labels import label_targets  # noqa: E402
 from mmm_eeg.experiments.transfer import TUH, settings  # noqa: E402
 from mmm_eeg.train.finetune import train_fold  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
@@ -49,7 +50,7 @@ def main() -> None:
     selection = "subject in [" + ", ".join(f"eegmat-{i:02d}" for i in range(24)) + "]"
     rows = select_windows(corpus.index, selection)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = corpus.label_targets(rows)
+    targets, names = label_targets(corpus.index, rows)
     scored = [f"eegmat-{i}" for i in range(18, 24)]
     fold = make_folds(corpus.index, rows, "holdout", scored, val_subjects=2, seed=0)[0]
     budget = settings(quick=False, seed=0)  # the full benchmark's budget

@@ -24,11 +24,11 @@ from bench.finetune_recipe import RECIPES  # noqa: E402
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
-from mmm_eeg.experiments.transfer import (  # noqa: E402
-    DOWNSTREAM,
+from mmm_eeg.corpus.labels import label_targets  # noqa: E402
+from mmm_eeg.experiments.transfer import DOWNSTREAM, settings  # noqa: E402
+from mmm_eeg.experiments.transfer_report import (  # noqa: E402
     paired_difference,
     per_subject_summary,
-    settings,
 )
 from mmm_eeg.train.finetune import train_fold  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     downstream = f"subject in [{', '.join(DOWNSTREAM)}]"
     rows = select_windows(corpus.index, downstream)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = corpus.label_targets(rows)
+    targets, names = label_targets(corpus.index, rows)
     folds = make_folds(corpus.index, rows, "loso", DOWNSTREAM, seed=0)
     config = replace(
         settings(quick=False, seed=0).finetune,

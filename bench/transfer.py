@@ -15,11 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import experiment_main  # noqa: E402
-from mmm_eeg.experiments.transfer import (  # noqa: E402
-    results_markdown,
-    run_transfer_benchmark,
-    transfer_plots,
-)
+from mmm_eeg.experiments.transfer import run_transfer_benchmark  # noqa: E402
+from mmm_eeg.experiments.transfer_report import results_markdown, transfer_plots  # noqa: E402
 
 if __name__ == "__main__":
     experiment_main(

@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus import Corpus  # noqa: E402
+from mmm_eeg.corpus.labels import label_targets  # noqa: E402
 from mmm_eeg.experiments.transfer import DOWNSTREAM, TUH, frozen_tokens, probe_protocols  # noqa: E402
-from mmm_eeg.model import load_physiopro_encoder  # noqa: E402
+from mmm_eeg.model import load_physiopro_encoder, noise_seed  # noqa: E402
 from mmm_eeg.train.protocols import make_folds  # noqa: E402
 from mmm_eeg.train.selection import select_windows  # noqa: E402
 
@@ -45,7 +46,7 @@ def main() -> None:
     corpus = Corpus(args.corpus)
     rows = select_windows(corpus.index, f"subject in [{', '.join(DOWNSTREAM)}]")
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, _ = corpus.label_targets(rows)
+    targets, _ = label_targets(corpus.index, rows)
     folds = make_folds(corpus.index, rows, "loso", DOWNSTREAM)
     results = {}
     for normalize in ("subject", "subject-node"):
@@ -54,7 +55,8 @@ def main() -> None:
             encoder = load_physiopro_encoder(args.checkpoint)
             encoder.absent = absent
             config = replace(TUH, normalize=normalize, absent=absent)
-            features = frozen_tokens(encoder, corpus, rows, config)
+            with noise_seed(0):
+                features = frozen_tokens(encoder, corpus, rows, config)
             summary = probe_protocols(features, {"loso": folds}, (corpus, rows, targets, 0))
             results[f"{normalize} / {absent}"] = summary["balanced_accuracy"]
             print(normalize, absent, summary["balanced_accuracy"]["mean"], flush=True)

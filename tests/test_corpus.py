@@ -17,7 +17,10 @@ from typer.testing import CliRunner
 from mmm_eeg import UnifiedTopology, UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.corpus import Corpus, CorpusFormatError, CorpusWriter
+from mmm_eeg.corpus.batches import iter_batches
 from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.corpus.labels import label_targets
+from mmm_eeg.corpus.summary import corpus_summary
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.windows import PreprocessConfig, extract_windows
@@ -45,7 +48,7 @@ def test_every_recording_is_in_with_the_right_window_count(shared_corpus):
             duration = read_recording(source.path).duration
         assert rec.loc[source.recording_id, "n_windows"] + dropped == math.floor(duration)
     assert len(corpus) == rec["n_windows"].sum() == len(corpus.index)
-    assert corpus.summary()["hours"] == pytest.approx(len(corpus) / 3600, abs=1e-3)
+    assert corpus_summary(corpus)["hours"] == pytest.approx(len(corpus) / 3600, abs=1e-3)
 
 
 def test_labels_subjects_and_present_masks(shared_corpus):
@@ -94,41 +97,43 @@ def test_normalisation_on_read(shared_corpus):
     np.testing.assert_allclose(values.std(0), 1, atol=1e-4)
     assert not x[~present].any()
     raw = corpus.features[rows]
-    mean0, _ = corpus.normalization("none")
+    mean0, _ = corpus.statistics.normalization("none")
     np.testing.assert_array_equal(mean0[rows], 0)
-    subject_mean, _ = corpus.normalization("subject")
+    subject_mean, _ = corpus.statistics.normalization("subject")
     both = np.flatnonzero(corpus.index.subject.to_numpy() == "eegmat-03")
     assert len(both) > len(rows) and np.allclose(subject_mean[both], subject_mean[both[0]])
-    assert not np.allclose(subject_mean[rows[0]], corpus.normalization("recording")[0][rows[0]])
+    assert not np.allclose(
+        subject_mean[rows[0]], corpus.statistics.normalization("recording")[0][rows[0]]
+    )
     assert raw.dtype == np.float32  # stored values untouched
 
 
 def test_shuffled_batches_cover_the_selection_once(shared_corpus):
     corpus, _, _ = shared_corpus
     chosen = corpus.select(datasets=["eegmat"], labels=["rest"])
-    seen = np.concatenate([rows for _, _, rows in corpus.iter_batches(256, chosen, seed=3)])
+    seen = np.concatenate([rows for _, _, rows in iter_batches(corpus, 256, chosen, seed=3)])
     assert np.array_equal(np.sort(seen), chosen) and not np.array_equal(seen, chosen)
-    again = np.concatenate([rows for _, _, rows in corpus.iter_batches(256, chosen, seed=3)])
+    again = np.concatenate([rows for _, _, rows in iter_batches(corpus, 256, chosen, seed=3)])
     assert np.array_equal(seen, again)  # reproducible from the seed
-    ordered = np.concatenate([r for _, _, r in corpus.iter_batches(256, chosen, shuffle=False)])
+    ordered = np.concatenate([r for _, _, r in iter_batches(corpus, 256, chosen, shuffle=False)])
     assert np.array_equal(ordered, chosen)
 
 
 def test_label_targets(shared_corpus):
     corpus, _, _ = shared_corpus
     chosen = corpus.select(datasets=["eegmat"])
-    targets, names = corpus.label_targets(chosen)
+    targets, names = label_targets(corpus.index, chosen)
     assert names == ["arithmetic", "rest"]
     labels = corpus.index["label"].to_numpy()
     assert (targets[chosen] == np.where(labels[chosen] == "arithmetic", 0, 1)).all()
     outside = np.setdiff1d(np.arange(len(corpus)), chosen)
     assert (targets[outside] == -1).all()
     # A model's own class order is kept; windows of other labels get -1.
-    reordered, _ = corpus.label_targets(chosen, names=["rest", "other"])
+    reordered, _ = label_targets(corpus.index, chosen, names=["rest", "other"])
     assert (reordered[chosen] == np.where(labels[chosen] == "rest", 0, -1)).all()
     unlabelled = corpus.select(datasets=["muse_n170"])
     with pytest.raises(UserInputError, match="need at least 2"):
-        corpus.label_targets(unlabelled)
+        label_targets(corpus.index, unlabelled)
 
 
 def test_committed_array_bounds(shared_corpus):

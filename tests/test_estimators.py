@@ -16,6 +16,7 @@ from mmm_eeg import UnifiedTopology, UserInputError
 from mmm_eeg.baselines import logistic_probe
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.estimators import (
     DifferentialEntropy,
     GroupStandardScaler,
@@ -192,7 +193,7 @@ def test_benchmark_baseline_pipeline_reads_what_the_corpus_holds(eeg_data, tmp_p
     X = np.stack(X)
     nodes = [corpus.topology.nodes[i] for i in np.flatnonzero(mapping.present)]
     subjects = corpus.index["subject"].astype(str).to_numpy()
-    y, _ = corpus.label_targets(rows)
+    y, _ = label_targets(corpus.index, rows)
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = de_logistic_regression(recording.sfreq, nodes)
         features = pipe[:2].fit_transform(X, groups=subjects).reshape(expected.shape)

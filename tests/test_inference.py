@@ -69,7 +69,7 @@ def test_released_weights_are_found_and_refused_when_wrong(checkpoint_path, tmp_
         create_model("mmm_base_tuh", pretrained=True, checkpoint_dir=tmp_path / "empty")
     # A file of other weights: refused, never a silently random model.
     torch.save({"head.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
-    with pytest.raises(UserInputError):
+    with pytest.raises(UserInputError, match=r"no 'network\.patch_embed\.weight' matrix"):
         create_model("mmm_base_tuh", pretrained=tmp_path / "other.pt")
 
 
@@ -209,9 +209,14 @@ def test_inputs_raw_epochs_arrays(eeg_data):
 def test_top_level_api():
     names = ("load_model", "create_model", "Recording", "read_recording", "differential_entropy",
              "UnifiedTopology", "Corpus", "FeatureSpec", "list_models")  # fmt: skip
-    for name in names:
-        assert getattr(mmm_eeg, name) is not None and name in mmm_eeg.__all__
-    with pytest.raises(AttributeError):
+    assert set(names) <= set(mmm_eeg.__all__)
+    for name in mmm_eeg.__all__:  # every lazy name resolves to what its module defines
+        value = getattr(mmm_eeg, name)
+        assert value is not None and name in dir(mmm_eeg)
+        module = mmm_eeg._LAZY.get(name)
+        if module is not None:
+            assert value is getattr(__import__(module, fromlist=[name]), name)
+    with pytest.raises(AttributeError, match="no_such_name"):
         mmm_eeg.no_such_name  # noqa: B018
     code = "import sys, mmm_eeg; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

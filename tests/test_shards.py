@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from mmm_eeg import UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.corpus import Corpus, CorpusWriter
+from mmm_eeg.corpus.batches import iter_batches
 from mmm_eeg.corpus.merge import merge_corpora
 from mmm_eeg.io.sources import discover_sources, shard_sources
 from mmm_eeg.topology import UnifiedTopology
@@ -98,9 +99,9 @@ def test_merge_links_the_feature_chunks_instead_of_copying(built):
 def test_batches_span_every_store_once(built):
     merged = Corpus(built / "merged")
     rows = np.arange(5, len(merged), 3)
-    seen = np.concatenate([r for _, _, r in merged.iter_batches(64, rows, seed=1)])
+    seen = np.concatenate([r for _, _, r in iter_batches(merged, 64, rows, seed=1)])
     np.testing.assert_array_equal(np.sort(seen), rows)
-    x, _, r = next(merged.iter_batches(10_000, shuffle=False))
+    x, _, r = next(iter_batches(merged, 10_000, shuffle=False))
     expected, _ = merged.read(r)
     np.testing.assert_array_equal(x, expected)
 

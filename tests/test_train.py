@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from mmm_eeg import UserInputError
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.model import MMMClassifier, MMMEncoder
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
@@ -348,7 +349,7 @@ def test_ddp_finetune_selects_on_the_whole_validation_split(corpus_path, tmp_pat
     (fold,) = make_folds(corpus.index, rows, "holdout", config.test_subjects,
                          config.k, config.val_subjects, config.seed)  # fmt: skip
     classifier = MMMClassifier.from_pretrained(out / "folds" / fold.name / "model")
-    targets, _ = corpus.label_targets(rows, classifier.label_names)
+    targets, _ = label_targets(corpus.index, rows, classifier.label_names)
     pred = predict(classifier, corpus, fold.val, config.normalize).argmax(1)
     whole = balanced_accuracy_score(targets[fold.val], pred)
     metrics = json.loads((out / "folds" / fold.name / "metrics.json").read_text())

@@ -10,7 +10,7 @@ from mmm_eeg.validation import check_option, check_range, check_type
 
 def test_check_option():
     assert check_option("mode", "mix", ("cycle", "mix")) == "mix"
-    with pytest.raises(UserInputError) as info:
+    with pytest.raises(UserInputError, match="'mode' parameter: 'both'") as info:
         check_option("mode", "both", ("cycle", "mix"), extra="See MaskSchedule.")
     assert str(info.value) == (
         "Invalid value for the 'mode' parameter: 'both'. Allowed values: 'cycle', 'mix'. "

@@ -72,3 +72,14 @@ def check_type(parameter: str, value: T, types: type | tuple[type, ...]) -> T:
         f"The {parameter!r} parameter must be {names}, got {type(value).__name__} ({value!r}).",
         parameter=parameter,
     )
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """``"a, b,c"`` -> ``["a", "b", "c"]`` (empty items dropped); None stays None.
+
+    The one parser of the comma-separated lists of the command line and of specs (events,
+    labels, subjects, channels, list-valued options).
+    """
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]

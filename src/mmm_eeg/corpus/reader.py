@@ -1,9 +1,9 @@
-"""Read a corpus: committed windows, their index, normalisation on read, shuffled batches."""
+"""Read a corpus: committed windows and their index, standardised on read."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from mmm_eeg.corpus.format import (
     read_meta,
     stores,
 )
-from mmm_eeg.errors import READ_ERRORS, UserInputError
-from mmm_eeg.normalization import Normalization, Normalizer, node_moments, standardize
+from mmm_eeg.corpus.statistics import CorpusStatistics
+from mmm_eeg.errors import READ_ERRORS
+from mmm_eeg.normalization import Normalization
 from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.windows import PreprocessConfig
@@ -111,6 +112,15 @@ class Corpus:
         Chunked, lazily read DE features (as stored: not normalised).
     present : CommittedArray of bool, shape (n_windows, n_nodes)
         Which nodes each window has.
+    statistics : CorpusStatistics
+        The standardisation statistics of its windows (per recording or subject, per band or
+        node), computed once and kept.
+
+    See Also
+    --------
+    mmm_eeg.corpus.batches.iter_batches : shuffled batches in bounded memory.
+    mmm_eeg.corpus.labels.label_targets : class indices of windows.
+    mmm_eeg.corpus.summary.corpus_summary : windows, hours, subjects and labels per dataset.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -142,8 +152,7 @@ class Corpus:
         self.present = CommittedArray(present, counts)
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
-        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._node_cache: dict[str, dict[Any, tuple[np.ndarray, np.ndarray]]] = {}
+        self.statistics = CorpusStatistics(self)
 
     def __len__(self) -> int:
         return self.meta["n_windows"]
@@ -189,82 +198,9 @@ class Corpus:
             self._recordings = self._read_parts("recording_parts")
         return self._recordings
 
-    def normalization(
-        self, mode: str | Normalizer = "recording", rows: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std for some windows: (len(rows), n_bands), or per node and band
-        (len(rows), n_nodes, n_bands) for the ``*-node`` normalisations.
-
-        ``mode`` is a :class:`~mmm_eeg.normalization.Normalizer` or its name. Per band, the
-        statistics stored per recording at preprocessing are pooled (weighted by windows) over a
-        subject's recordings; per node, a group's recordings are read once and its statistics kept.
-        Statistics are kept per recording, so memory does not grow with the number of windows.
-        """
-        normalizer = Normalizer.parse(mode)
-        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
-        recording = np.searchsorted(self._offsets, rows, side="right") - 1
-        if normalizer.per == "node" and normalizer.by != "none":
-            return self._node_stats(normalizer, recording)
-        mean, std = self._recording_stats(normalizer.by)
-        return mean[recording], std[recording]
-
-    def _recording_stats(self, by: str) -> tuple[np.ndarray, np.ndarray]:
-        if by in self._stats:
-            return self._stats[by]
-        rec = self.recordings
-        b = len(self.bands)
-        if by == "none":
-            self._stats[by] = (np.zeros((len(rec), b)), np.ones((len(rec), b)))
-            return self._stats[by]
-        mean = rec[[f"mean_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
-        std = rec[[f"std_{x}" for x in self.bands]].to_numpy(dtype=np.float64, copy=True)
-        if by == "subject":
-            weight = rec["n_windows"].to_numpy(dtype=np.float64)[:, None]
-            for _, members in rec.groupby("subject").indices.items():
-                w = weight[members]
-                total = np.maximum(w.sum(), 1)
-                pooled = np.nansum(w * mean[members], 0) / total
-                second = np.nansum(w * (std[members] ** 2 + mean[members] ** 2), 0) / total
-                mean[members], std[members] = pooled, np.sqrt(np.maximum(second - pooled**2, 0))
-        std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        self._stats[by] = (mean, std)
-        return mean, std
-
-    def _node_stats(
-        self, normalizer: Normalizer, recording: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per node and band statistics for windows of the recordings ``recording``.
-
-        A group's (recording's or subject's) statistics are computed once, from the moments of
-        its recordings (each read once), and kept.
-        """
-        rec = self.recordings
-        if normalizer.by == "subject":
-            groups = rec["subject"].astype(str).to_numpy()
-        else:
-            groups = np.arange(len(rec))
-        cache = self._node_cache.setdefault(str(normalizer), {})
-        wanted = np.unique(groups[recording])
-        offsets, sizes = rec["offset"].to_numpy(), rec["n_windows"].to_numpy()
-        for g in wanted:
-            if g in cache:
-                continue
-            moments = [
-                node_moments(self.features[lo : lo + n], self.present[lo : lo + n])
-                for lo, n in zip(offsets[groups == g], sizes[groups == g], strict=True)
-            ]
-            cache[g] = normalizer.statistics(*(sum(m[k] for m in moments) for k in range(3)))
-        if not len(wanted):
-            shape = (0, self.topology.n_nodes, len(self.bands))
-            return np.zeros(shape), np.ones(shape)
-        position = np.searchsorted(wanted, groups[recording])
-        mean = np.stack([cache[g][0] for g in wanted])[position]
-        std = np.stack([cache[g][1] for g in wanted])[position]
-        return mean, std
-
     @property
-    def _offsets(self) -> np.ndarray:
+    def offsets(self) -> np.ndarray:
+        """The first window of each recording."""
         return self.recordings["offset"].to_numpy() if len(self.recordings) else np.zeros(1, int)
 
     def select(
@@ -284,128 +220,10 @@ class Corpus:
             keep &= index["label"].notna().to_numpy()
         return np.flatnonzero(keep)
 
-    def label_targets(
-        self, rows: np.ndarray, names: Sequence[str] | None = None
-    ) -> tuple[np.ndarray, list[str]]:
-        """Class index of every window (-1 outside ``rows``, unlabelled or not in ``names``).
-
-        Parameters
-        ----------
-        rows : ndarray of int
-            The windows whose labels count.
-        names : sequence of str | None
-            The class names in class-index order (a trained model's); None: the sorted labels
-            found in ``rows``, which must be at least two.
-
-        Returns
-        -------
-        targets : ndarray of int64, shape (n_windows,)
-        names : list of str
-        """
-        labels = self.index["label"].to_numpy()
-        found = sorted({str(v) for v in labels[rows] if v is not None and v == v})
-        if names is None:
-            if len(found) < 2:
-                raise UserInputError(
-                    f"The selection holds {len(found)} label(s) {found}; need at least 2."
-                )
-            names = found
-        lookup = {str(n): i for i, n in enumerate(names)}
-        targets = np.full(len(labels), -1, dtype=np.int64)
-        targets[rows] = [lookup.get(str(v), -1) if v is not None and v == v else -1
-                         for v in labels[rows]]  # fmt: skip
-        return targets, list(names)
-
-    def iter_batches(
-        self,
-        batch_size: int = 512,
-        indices: np.ndarray | None = None,
-        normalize: Normalization = "recording",
-        shuffle: bool = True,
-        seed: int = 0,
-        pool_chunks: int = 8,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Batches ``(features, present, window indices)``, normalised, in bounded memory.
-
-        Shuffling is two-level, as for any chunked store: chunks in random order, ``pool_chunks``
-        of them decoded at once (each exactly once), their selected windows shuffled together
-        and cut into batches. Memory stays at about ``pool_chunks`` chunks whatever the corpus
-        size; without ``shuffle`` the windows come in corpus order.
-        """
-        rng = np.random.default_rng(seed)
-        n, blocks = len(self), np.array(self.features.blocks(), dtype=np.int64).reshape(-1, 2)
-        if indices is None:
-            chunk_ids = np.arange(len(blocks))
-            members: dict[int, np.ndarray] | None = None
-        else:
-            wanted = np.unique(np.asarray(indices, dtype=np.int64))
-            if len(wanted) and (wanted[0] < 0 or wanted[-1] >= n):
-                raise IndexError(f"window index out of range for a corpus of {n} windows")
-            block_of = np.searchsorted(blocks[:, 0], wanted, side="right") - 1
-            chunk_ids, first = np.unique(block_of, return_index=True)
-            members = dict(zip(chunk_ids.tolist(), np.split(wanted, first[1:]), strict=True))
-        order = rng.permutation(chunk_ids) if shuffle else chunk_ids
-        carry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        for p in range(0, len(order), pool_chunks):
-            parts = [] if carry is None else [carry]
-            for c in np.sort(order[p : p + pool_chunks]):
-                c0, c1 = (int(v) for v in blocks[c])
-                rows = np.arange(c0, c1) if members is None else members[int(c)]
-                x = self.features[c0:c1][rows - c0]
-                present = self.present[c0:c1][rows - c0]
-                parts.append((self._normalize(x, present, rows, normalize), present, rows))
-            x, present, rows = (np.concatenate(k) for k in zip(*parts, strict=True))
-            parts.clear()
-            perm = rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
-            cut = len(rows) - len(rows) % batch_size
-            for b in range(0, cut, batch_size):
-                pick = perm[b : b + batch_size]
-                yield x[pick], present[pick], rows[pick]
-            rest = perm[cut:]
-            carry = (x[rest], present[rest], rows[rest]) if len(rest) else None
-        if carry is not None:
-            yield carry
-
-    def _normalize(
-        self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalization
-    ) -> np.ndarray:
-        """Features of ``rows`` standardised, float32; absent nodes stay 0."""
-        mean, std = self.normalization(mode, rows)
-        if mean.ndim == 2:  # per band: broadcast over nodes
-            mean, std = mean[:, None, :], std[:, None, :]
-        return standardize(x, present, mean, std)
-
     def read(
         self, rows: np.ndarray, normalize: Normalization = "recording"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised features and present masks of some windows (random access)."""
         rows = np.asarray(rows)
         present = self.present[rows]
-        return self._normalize(self.features[rows], present, rows, normalize), present
-
-    def summary(self) -> dict[str, Any]:
-        """Windows, hours, recordings and subjects per dataset, and labels."""
-        index, rec = self.index, self.recordings
-        hop = self.config.step or self.config.window
-        out: dict[str, Any] = {
-            "path": str(self.path),
-            "windows": len(self),
-            "hours": round(len(self) * hop / 3600, 3),
-            "recordings": len(rec),
-            "window_s": self.config.window,
-            "method": self.config.method,
-            "dtype": self.meta["dtype"],
-            "datasets": {},
-        }
-        for name, rows in index.groupby("dataset") if len(index) else []:
-            present = self.present[np.asarray(rows.index)] if len(rows) <= 200_000 else None
-            out["datasets"][name] = {
-                "windows": len(rows),
-                "recordings": int(rows["recording"].nunique()),
-                "subjects": int(rows["subject"].nunique()),
-                "labels": {str(k): int(v) for k, v in rows["label"].value_counts().items()},
-                "mean_present_nodes": None
-                if present is None
-                else round(float(present.sum(1).mean()), 2),
-            }
-        return out
+        return self.statistics.standardize(self.features[rows], present, rows, normalize), present

@@ -45,11 +45,10 @@ from mmm_eeg.experiments.transfer import (
     benchmark_corpus,
     downstream_task,
     frozen_tokens,
-    paired_difference,
-    per_subject_summary,
     probe_protocols,
 )
-from mmm_eeg.model import MMMAutoencoder, MMMEncoder
+from mmm_eeg.experiments.transfer_report import paired_difference, per_subject_summary
+from mmm_eeg.model import MMMAutoencoder, MMMEncoder, noise_seed
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
 from mmm_eeg.train.finetune import train_fold
 from mmm_eeg.train.plots import reconstruction_by_ratio
@@ -167,7 +166,8 @@ def run_ablations(
             config = replace(budget.pretrain, select=pool, seed=s, **variant.switches)
             run = pretrained(corpus, out / "pretrain" / f"{variant.name}-seed{s}", config)
             encoder = MMMEncoder.from_pretrained(run / "encoder")
-            tokens = frozen_tokens(encoder, corpus, rows, replace(budget.finetune, seed=seed))
+            with noise_seed(seed):
+                tokens = frozen_tokens(encoder, corpus, rows, replace(budget.finetune, seed=seed))
             probes[str(s)] = probe_protocols(tokens, {"loso": folds}, context)["balanced_accuracy"]
             if s == seed:
                 autoencoder = MMMAutoencoder.from_pretrained(run / "autoencoder")

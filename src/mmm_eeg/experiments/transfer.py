@@ -42,25 +42,34 @@ from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.baselines import band_covariances, logistic_probe, recentred_tangent_space
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.experiments.missing_channels import (
+    channel_subsets,
+    de_missing_channels,
+    missing_channels_mmm,
+)
+from mmm_eeg.experiments.transfer_report import (
+    per_subject_summary,
+    results_markdown,
+    summarize_subjects,
+    transfer_plots,
+)
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.model import MMMClassifier, MMMEncoder, model_card, noise_seed
 from mmm_eeg.model.loading import load_encoder
-from mmm_eeg.montage import template_position
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig
 from mmm_eeg.train.finetune import train_fold
 from mmm_eeg.train.metrics import per_subject_balanced_accuracy
 from mmm_eeg.train.pretrain import pretrain, training_summary
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
-from mmm_eeg.viz import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
 DOWNSTREAM = [f"eegmat-{i:02d}" for i in range(24, 36)]
 METHODS = ("de_logreg", "riemann", "mmm_scratch", "mmm_pool", "mmm_tuh")
-MUSE_SITES = ("TP9", "AF7", "AF8", "TP10")
 
 # Every method reads the same input: DE standardised over each subject's recordings, per node
 # and band (per recording would be transductive per condition here, as each eegmat recording
@@ -230,16 +239,21 @@ def run_transfer_benchmark(
         ]
         with noise_seed(seed):  # the scratch encoder's random weights
             encoder = load_encoder(config.init, corpus.topology, **config.architecture)
-        probes = probe_protocols(frozen_tokens(encoder, corpus, rows, config), protocols, context)
+        # One scope for the noise that fills absent nodes (under that policy): the probe's
+        # windows, then the fewer-channel evaluation, drawn in that order.
+        with noise_seed(config.seed):
+            tokens = frozen_tokens(encoder, corpus, rows, config)
+            missing = missing_channels_mmm(
+                corpus, models, tuned, targets, subsets, config.normalize
+            )
+        probes = probe_protocols(tokens, protocols, context)
         methods[name] = {
             "balanced_accuracy": per_subject_summary(full),
             "linear_probe": probes["balanced_accuracy"],
             "low_label": per_subject_summary(few),
             "low_label_probe": probes["low_label"],
             "within_subject": probes["within_subject"],
-            "missing_channels": missing_channels_mmm(
-                corpus, models, tuned, targets, subsets, config.normalize
-            ),
+            "missing_channels": missing,
         }
     result = {
         "protocol": {
@@ -298,7 +312,7 @@ def downstream_task(corpus: Corpus, subjects: list[str], seed: int):
     """Labelled downstream windows, their targets and label names, and the LOSO folds."""
     rows = select_windows(corpus.index, f"subject in [{', '.join(subjects)}]")
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
-    targets, names = corpus.label_targets(rows)
+    targets, names = label_targets(corpus.index, rows)
     return rows, targets, names, make_folds(corpus.index, rows, "loso", subjects, seed=seed)
 
 
@@ -346,14 +360,17 @@ def riemann_features(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
 def frozen_tokens(
     encoder: MMMEncoder, corpus: Corpus, rows: np.ndarray, config: FinetuneConfig
 ) -> np.ndarray:
-    """The frozen encoder's region and class tokens of ``rows``, flattened (the probe's input)."""
+    """The frozen encoder's region and class tokens of ``rows``, flattened (the probe's input).
+
+    The noise that fills absent nodes (under that policy) comes from torch's generator: call it
+    inside :func:`~mmm_eeg.model.noise_seed` for reproducible tokens.
+    """
     encoder.eval()
     out = []
-    with noise_seed(config.seed):  # the noise that fills absent nodes, when that is the policy
-        for start in range(0, len(rows), 512):
-            x, present = corpus.read(rows[start : start + 512], config.normalize)  # type: ignore[arg-type]
-            tokens = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
-            out.append(tokens.reshape(len(tokens), -1).numpy())
+    for start in range(0, len(rows), 512):
+        x, present = corpus.read(rows[start : start + 512], config.normalize)  # type: ignore[arg-type]
+        tokens = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
+        out.append(tokens.reshape(len(tokens), -1).numpy())
     return np.concatenate(out)
 
 
@@ -380,7 +397,7 @@ def probe_protocols(features: np.ndarray, protocols: dict[str, list[Fold]], cont
             scores.update(
                 per_subject_balanced_accuracy(targets[fold.test], pred, subject_of[fold.test])
             )
-        out["balanced_accuracy" if key == "loso" else key] = _summary(scores)
+        out["balanced_accuracy" if key == "loso" else key] = summarize_subjects(scores)
     return out
 
 
@@ -405,12 +422,13 @@ def pretraining_curve(run: Path, corpus, rows, folds, context) -> dict[str, floa
     for path in sorted((run / "snapshots").glob("epoch-*")):
         encoders[str(int(path.name.split("-")[1]))] = MMMEncoder.from_pretrained(path)
     config = replace(FINETUNE, seed=context[3])
-    return {
-        epoch: probe_protocols(frozen_tokens(e, corpus, rows, config), {"loso": folds}, context)[
-            "balanced_accuracy"
-        ]["mean"]
-        for epoch, e in encoders.items()
-    }
+    curve = {}
+    for epoch, encoder in encoders.items():
+        with noise_seed(config.seed):
+            tokens = frozen_tokens(encoder, corpus, rows, config)
+        summary = probe_protocols(tokens, {"loso": folds}, context)
+        curve[epoch] = summary["balanced_accuracy"]["mean"]
+    return curve
 
 
 def low_label_folds(
@@ -437,265 +455,3 @@ def low_label_folds(
             )
         )
     return folds
-
-
-def channel_subsets(
-    corpus: Corpus, rows: np.ndarray, seeds: int, seed: int
-) -> dict[str, list[tuple[str, ...]]]:
-    """Node subsets to keep: random 12, 8, 4 of the 19 (``seeds`` each) and the Muse-like 4."""
-    present = corpus.present[rows[:1]][0]
-    nodes = [corpus.topology.nodes[i] for i in np.flatnonzero(present)]
-    rng = np.random.default_rng(seed)
-    out = {
-        str(k): [tuple(sorted(rng.choice(nodes, k, replace=False))) for _ in range(seeds)]
-        for k in (12, 8, 4)
-    }
-    positions = {n: corpus.topology.positions[corpus.topology.index(n)] for n in nodes}
-    muse = []
-    for site in MUSE_SITES:  # nearest of the recording's electrodes to each Muse electrode
-        target = template_position(site)
-        muse.append(
-            min(
-                (n for n in nodes if n not in muse),
-                key=lambda n: np.linalg.norm(positions[n] - target),
-            )
-        )
-    out["muse4"] = [tuple(muse)]
-    return out
-
-
-def _keep_mask(corpus: Corpus, keep: tuple[str, ...]) -> np.ndarray:
-    mask = np.zeros(corpus.topology.n_nodes, dtype=bool)
-    mask[[corpus.topology.index(n) for n in keep]] = True
-    return mask
-
-
-@torch.no_grad()
-def missing_channels_mmm(
-    corpus, models, folds, targets, subsets, normalize: str
-) -> dict[str, float]:
-    """Mean over folds, subsets and test subjects of balanced accuracy with fewer channels."""
-    subject_of = corpus.index["subject"].astype(str).to_numpy()
-    out = {}
-    for key, keeps in subsets.items():
-        scores = []
-        for model, fold in zip(models, folds, strict=True):
-            x, present = corpus.read(fold.test, normalize)  # type: ignore[arg-type]
-            for keep in keeps:
-                p = present & _keep_mask(corpus, keep)
-                xs = np.where(p[..., None], x, 0.0).astype(np.float32)
-                pred = model.eval()(torch.from_numpy(xs), torch.from_numpy(p)).argmax(-1).numpy()
-                found = per_subject_balanced_accuracy(
-                    targets[fold.test], pred, subject_of[fold.test]
-                )
-                scores.extend(found.values())
-        out[key] = float(np.mean(scores))
-    return out
-
-
-def de_missing_channels(de: DEFeatures, folds, context, subsets) -> dict[str, float]:
-    """DE + logistic regression with fewer channels: missing features imputed with 0."""
-    corpus, rows, targets, seed = context
-    position = {r: i for i, r in enumerate(rows)}
-    subject_of = corpus.index["subject"].astype(str).to_numpy()
-    nodes = [corpus.topology.nodes[i] for i in de.nodes]
-    fitted = []
-    for fold in folds:
-        train = np.concatenate([fold.train, fold.val])
-        features = de.matrix()[[position[r] for r in train]]
-        fitted.append((logistic_probe(features, targets[train], subject_of[train], seed), fold))
-    missing = {}
-    for key, keeps in subsets.items():
-        scores = []
-        for keep in keeps:
-            reduced = de.matrix(np.array([n in keep for n in nodes]))
-            for model, fold in fitted:
-                pred = model.predict(reduced[[position[r] for r in fold.test]])
-                found = per_subject_balanced_accuracy(
-                    targets[fold.test], pred, subject_of[fold.test]
-                )
-                scores += list(found.values())
-        missing[key] = float(np.mean(scores))
-    return missing
-
-
-def _summary(per_subject: dict[str, float]) -> dict[str, Any]:
-    values = list(per_subject.values())
-    return {
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values)),
-        "per_subject": per_subject,
-    }
-
-
-def per_subject_summary(fold_results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean, std and per-subject balanced accuracy over ``train_fold`` results."""
-    collected: dict[str, list[float]] = {}
-    for r in fold_results:
-        for s, v in r["test_per_subject"].items():
-            collected.setdefault(s, []).append(v)
-    return _summary({s: float(np.mean(v)) for s, v in collected.items()})
-
-
-def results_markdown(r: dict[str, Any]) -> str:
-    """Tables of the results."""
-    p, protocol = r["pretraining"], r["protocol"]
-    run = "quick" if protocol["quick"] else "full"
-    n_tuned = len(protocol["finetune_test_subjects"])
-    lines = [
-        f"Downstream: eegmat rest vs arithmetic, {len(protocol['test_subjects'])} test subjects "
-        f"({run} run, seed {protocol['seed']}); fine-tuned columns over the first {n_tuned}. "
-        f"Pretraining pool: {p['windows']} windows ({p['hours']} h), {p['epochs']} epochs; "
-        f"held-out reconstruction loss {_f(p['heldout_loss'])} vs "
-        f"{_f(p['heldout_baseline'])} for predicting the band mean.",
-        "",
-        "| method | LOSO fine-tuned / LR | LOSO linear probe | 3 subjects | 3 subjects, probe "
-        "| within-subject | 12 ch | 8 ch | 4 ch | Muse-like 4 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, m in r["methods"].items():
-        cells = [
-            _ms(m["balanced_accuracy"]),
-            _ms(m.get("linear_probe")),
-            _ms(m["low_label"]),
-            _ms(m.get("low_label_probe")),
-            _ms(m["within_subject"]),
-        ]
-        missing = m["missing_channels"]
-        cells += [
-            "—" if missing is None else f"{missing[k]:.3f}" for k in ("12", "8", "4", "muse4")
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    curve = ", ".join(f"{e}: {v:.3f}" for e, v in p["probe_by_epoch"].items())
-    lines += [
-        "",
-        "Balanced accuracy per test subject, mean ± std over subjects. Classical methods: "
-        "logistic regression (C by inner cross-validation over training subjects); MMM: "
-        "fine-tuned, and the same logistic regression on its frozen tokens (probe). "
-        "Missing-channel columns: mean over subjects, folds and channel subsets, without "
-        "retraining.",
-        f"Pool encoder, LOSO probe by pretraining epoch: {curve}.",
-        f"Runtime: {r['runtime_s']:.0f} s.",
-        *paired_markdown(r),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """``a - b`` over the subjects both summaries score: mean, std, and how many ``a`` wins."""
-    subjects = sorted(set(a["per_subject"]) & set(b["per_subject"]))
-    diff = np.array([a["per_subject"][s] - b["per_subject"][s] for s in subjects])
-    return {
-        "mean": float(diff.mean()),
-        "std": float(diff.std()),
-        "better": int((diff > 0).sum()),
-        "n": len(subjects),
-    }
-
-
-def paired_markdown(r: dict[str, Any]) -> list[str]:
-    """Each MMM column against the strongest classical baseline, paired over subjects."""
-    classical = {k: m for k, m in r["methods"].items() if not k.startswith("mmm")}
-    if not classical:
-        return []
-    best = max(classical, key=lambda k: classical[k]["balanced_accuracy"]["mean"])
-    lines = [
-        "",
-        f"Paired against the strongest classical baseline ({best}), per subject: mean "
-        "difference ± std (subjects where MMM is better / subjects).",
-        "",
-        "| method | LOSO fine-tuned | LOSO linear probe | 3 subjects | 3 subjects, probe |",
-        "|---|---|---|---|---|",
-    ]
-    base = classical[best]
-    for name, m in r["methods"].items():
-        if name in classical:
-            continue
-        cells = []
-        for key, against in (
-            ("balanced_accuracy", "balanced_accuracy"),
-            ("linear_probe", "balanced_accuracy"),
-            ("low_label", "low_label"),
-            ("low_label_probe", "low_label"),
-        ):
-            d = paired_difference(m[key], base[against])
-            cells.append(f"{d['mean']:+.3f} ± {d['std']:.3f} ({d['better']}/{d['n']})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def demo_markdown(r: dict[str, Any]) -> str:
-    """The demo's compact table (fits 100 columns): the main protocols with their spread."""
-    lines = [
-        "| method | LOSO: LR or fine-tuned | LOSO linear probe | within-subject |",
-        "|---|---|---|---|",
-    ]
-    for name, m in r["methods"].items():
-        main = m["balanced_accuracy"]
-        note = f" ({len(main['per_subject'])} subj.)" if len(main["per_subject"]) < 12 else ""
-        lines.append(
-            f"| {name} | {_ms(main)}{note} | {_ms(m.get('linear_probe'))} | "
-            f"{_ms(m['within_subject'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _ms(summary: dict[str, Any] | None) -> str:
-    return "—" if summary is None else f"{summary['mean']:.3f} ± {summary['std']:.3f}"
-
-
-def _f(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def transfer_plots(out: Path, r: dict[str, Any]) -> None:
-    """Bars with per-subject dots; accuracy against channels; the pretraining reconstruction."""
-    import shutil
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    names = list(r["methods"])
-    labels = {"balanced_accuracy": "fine-tuned / logistic regression", "linear_probe": "probe"}
-    for i, name in enumerate(names):
-        for j, (key, colour) in enumerate((("balanced_accuracy", "C0"), ("linear_probe", "C1"))):
-            summary = r["methods"][name].get(key)
-            if summary is None:
-                continue
-            xpos = i + (j - 0.5) * 0.35
-            ax.bar(
-                xpos, summary["mean"], 0.33, color=colour, alpha=0.7, label=labels.pop(key, None)
-            )
-            values = list(summary["per_subject"].values())
-            ax.scatter(np.full(len(values), xpos), values, color="k", s=8, zorder=3)
-    ax.axhline(0.5, ls="--", color="grey")
-    ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("balanced accuracy (test subjects)")
-    ax.set_ylim(0, 1.05)
-    ax.legend()
-    save_figure(fig, out / "plots" / "methods.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in names:
-        m = r["methods"][name]
-        if m["missing_channels"] is None:
-            continue
-        ys = [
-            m["missing_channels"]["4"],
-            m["missing_channels"]["8"],
-            m["missing_channels"]["12"],
-            m["balanced_accuracy"]["mean"],
-        ]
-        ax.plot([4, 8, 12, 19], ys, "-o", label=name)
-    ax.set_xlabel("channels kept (of 19)")
-    ax.set_ylabel("balanced accuracy")
-    ax.legend()
-    save_figure(fig, out / "plots" / "accuracy_vs_channels.png")
-    curve = r["pretraining"]["probe_by_epoch"]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([int(e) for e in curve], list(curve.values()), "-o")
-    ax.axhline(0.5, ls="--", color="grey")
-    ax.set_xlabel("pretraining epochs (pool)")
-    ax.set_ylabel("LOSO linear-probe balanced accuracy")
-    save_figure(fig, out / "plots" / "probe_vs_pretraining_epochs.png")
-    source = out / "pretrain" / "plots" / "reconstruction_vs_mask_ratio.png"
-    if source.is_file():
-        shutil.copy(source, out / "plots" / "pretraining_reconstruction.png")

@@ -31,6 +31,7 @@ from typing import Any
 
 from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.io.recording import natural_key
+from mmm_eeg.validation import split_list
 
 #: Extensions read as EEG recordings when a folder is scanned.
 EEG_EXTENSIONS = (
@@ -75,10 +76,7 @@ class Skipped:
 def parse_events(spec: str | None) -> tuple[dict[str, str], tuple[str, ...]]:
     """Split an events spec into a global map and the names to read from manifest columns."""
     mapping, columns = {}, []
-    for item in (spec or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in split_list(spec) or []:
         if "=" in item:
             key, _, value = item.partition("=")
             if not key.strip() or not value.strip():

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.batches import iter_batches
 from mmm_eeg.normalization import Normalization
 
 
@@ -144,8 +145,13 @@ class CorpusBatches(IterableDataset):
         else:
             limit, skip = len(self), self.skip
         self.skip = 0
-        batches = self.corpus.iter_batches(
-            self.batch_size, rows, normalize=self.normalize, shuffle=self.shuffle, seed=seed
+        batches = iter_batches(
+            self.corpus,
+            self.batch_size,
+            rows,
+            normalize=self.normalize,
+            shuffle=self.shuffle,
+            seed=seed,
         )
         for step, (x, present, rows_) in enumerate(batches):
             if step >= limit:

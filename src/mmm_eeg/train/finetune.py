@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.inference import describe_spec, run_windows
 from mmm_eeg.model import MMMClassifier, channel_dropout
@@ -236,7 +237,7 @@ def finetune(
             "No labelled window in the selection; check select and the labels.",
             parameter="select",
         )
-    targets, names = corpus.label_targets(rows)
+    targets, names = label_targets(corpus.index, rows)
     folds = make_folds(
         corpus.index,
         rows,
@@ -346,7 +347,7 @@ def evaluate(
     normalize = input_normalization(classifier.feature_spec, corpus, normalize)
     names = classifier.label_names or [str(i) for i in range(classifier.n_outputs)]
     rows = select_windows(corpus.index, select)
-    targets, _ = corpus.label_targets(rows, names)
+    targets, _ = label_targets(corpus.index, rows, names)
     rows = rows[targets[rows] >= 0]
     if len(rows) == 0:
         raise UserInputError(
