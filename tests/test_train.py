@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.io.sources import discover_sources
 from mmm_eeg.model import MMMClassifier, MMMEncoder
+from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.train.config import FinetuneConfig, PretrainConfig, resolve_config
 from mmm_eeg.train.data import shard
 from mmm_eeg.train.finetune import embed, finetune, predict
@@ -563,3 +565,34 @@ def test_layer_decay_scales():
     assert by_name[id(named["encoder.patch_embed.weight"])] == pytest.approx(0.00625)
     assert by_name[id(named["head.2.weight"])] == 1.0
     assert encoder_lr_scales(3, 0.1, 1.0) == dict.fromkeys(scales, 0.1)  # no decay: one rate
+
+
+def test_completing_the_released_encoder_trains_only_what_its_file_lacks(
+    corpus_path, checkpoint_path, pretrained_run, tmp_path
+):
+    """complete_init: the released blocks, embedding and class token stay bit-identical; the
+    region tokens and the position embedding (absent from the file) and the decoder learn; the
+    result loads as the registered mmm_base_tuh_completed."""
+    from mmm_eeg.model import create_model
+    from mmm_eeg.model.loading import resolve_model
+
+    config = PretrainConfig(
+        init=str(checkpoint_path), complete_init=True, absent="noise", normalize="subject",
+        epochs=1, batch_size=256, decoder_depth=1, select="dataset == eegmat",
+    )  # fmt: skip
+    run = pretrain(corpus_path, tmp_path / "run", config)
+    released = resolve_model(checkpoint_path).encoder.state_dict()
+    completed = MMMEncoder.from_pretrained(run / "encoder")
+    changed = {k for k, v in completed.state_dict().items() if not torch.equal(v, released[k])}
+    assert changed == {"pos_embed", "region_tokens"}
+    folder = tmp_path / "checkpoints" / "mmm_base_tuh_completed"
+    completed.replace(feature_spec=FeatureSpec(normalize="subject")).save_pretrained(folder)
+    registered = create_model("mmm_base_tuh_completed", pretrained=True,
+                              checkpoint_dir=tmp_path / "checkpoints")  # fmt: skip
+    assert torch.equal(registered.region_tokens, completed.region_tokens)
+    with pytest.raises(UserInputError, match=r"is not released: python bench/complete_tuh\.py"):
+        create_model("mmm_base_tuh_completed", pretrained=True, checkpoint_dir=tmp_path)
+    # A run directory holds every tensor: nothing to complete.
+    with pytest.raises(UserInputError, match="needs an init whose file lacks"):
+        pretrain(corpus_path, tmp_path / "again",
+                 replace(config, init=str(pretrained_run), **SMALL))  # fmt: skip

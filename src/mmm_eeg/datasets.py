@@ -31,7 +31,7 @@ def default_data_dir() -> Path:
 
 
 def find_checkpoint(filename: str, directory: str | Path | None = None) -> Path:
-    """The path of a released checkpoint file; nothing is downloaded.
+    """The path of a checkpoint file (or model folder) by name; nothing is downloaded.
 
     Looked for in ``directory``, then ``$MMM_EEG_CHECKPOINTS``, then ``checkpoints/`` beside
     the example recordings (``../shared/checkpoints``).
@@ -46,7 +46,7 @@ def find_checkpoint(filename: str, directory: str | Path | None = None) -> Path:
         folders.append(Path(os.environ["MMM_EEG_CHECKPOINTS"]))
     folders.append(default_data_dir().parent / "checkpoints")
     for folder in folders:
-        if (folder / filename).is_file():
+        if (folder / filename).exists():  # a file, or a save_pretrained folder
             return folder / filename
     raise UserInputError(
         f"{filename} not found in {', '.join(map(str, folders))}. Put it in one of these folders, "

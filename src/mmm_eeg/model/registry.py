@@ -43,7 +43,11 @@ class ModelCard:
     feature_spec : FeatureSpec
         The features the weights were trained on.
     checkpoint : str | None
-        The released weights' file name (PhysioPro format), or None (random initialisation).
+        The weights' name, looked up by :func:`~mmm_eeg.datasets.find_checkpoint`: a PhysioPro
+        ``.pt`` (the released file) or a ``save_pretrained`` folder; None (random
+        initialisation).
+    recipe : str | None
+        How to make the weights where they are not released (said when they are not found).
     """
 
     name: str
@@ -51,6 +55,7 @@ class ModelCard:
     encoder: dict[str, Any]
     feature_spec: FeatureSpec = field(default_factory=FeatureSpec)
     checkpoint: str | None = None
+    recipe: str | None = None
 
 
 _CARDS = {
@@ -64,6 +69,18 @@ _CARDS = {
             {"dim": 64, "depth": 6, "heads": 8, "absent": "noise"},
             FeatureSpec(normalize="subject"),
             checkpoint="tuh_pretrained_encoder_base.pt",
+        ),
+        ModelCard(
+            "mmm_base_tuh_completed",
+            "The authors' encoder with what its file lacks learned: region tokens and position "
+            "embedding trained by masked reconstruction on the pool, every released weight "
+            "frozen. Same input as mmm_base_tuh.",
+            {"dim": 64, "depth": 6, "heads": 8, "absent": "noise"},
+            FeatureSpec(normalize="subject"),
+            checkpoint="mmm_base_tuh_completed",
+            recipe="python bench/complete_tuh.py --checkpoints DIR writes DIR/"
+            "mmm_base_tuh_completed (about 15 min on 2 CPU cores); then set MMM_EEG_CHECKPOINTS="
+            "DIR.",
         ),
         ModelCard(
             "mmm_base",
@@ -128,14 +145,21 @@ def create_model(
                 f"one of {[n for n in list_models() if _CARDS[n].checkpoint]}.",
                 parameter="pretrained",
             )
-        path = (
-            find_checkpoint(card.checkpoint, checkpoint_dir)
-            if pretrained is True
-            else Path(pretrained)
-        )
-        encoder = load_physiopro_encoder(
-            path, feature_spec=card.feature_spec, **_without(card.encoder, "dim", "depth")
-        )
+        path = Path(pretrained) if pretrained is not True else _find(card, checkpoint_dir)
+        if path.is_dir():  # a save_pretrained folder: the card's input contract is checked
+            encoder = MMMEncoder.from_pretrained(path)
+            if encoder.feature_spec != card.feature_spec or encoder.absent != card.encoder.get(
+                "absent", "exclude"
+            ):
+                raise UserInputError(
+                    f"{path} holds an encoder of another input contract than {name!r}'s card; "
+                    "load it with mmm_eeg.load_model instead.",
+                    parameter="pretrained",
+                )
+        else:
+            encoder = load_physiopro_encoder(
+                path, feature_spec=card.feature_spec, **_without(card.encoder, "dim", "depth")
+            )
         found = {"dim": encoder.dim, "depth": encoder.depth}
         expected = {k: card.encoder[k] for k in found}
         if found != expected:
@@ -149,6 +173,16 @@ def create_model(
     if n_outputs is None:
         return encoder
     return MMMClassifier(encoder, n_outputs, **kwargs)  # the encoder's spec
+
+
+def _find(card: ModelCard, checkpoint_dir: str | Path | None) -> Path:
+    assert card.checkpoint is not None
+    try:
+        return find_checkpoint(card.checkpoint, checkpoint_dir)
+    except UserInputError as err:
+        if card.recipe is None:
+            raise
+        raise UserInputError(f"{err} {card.name!r} is not released: {card.recipe}") from err
 
 
 def _without(values: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -130,7 +130,12 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     decoder_depth : int
         Decoder blocks.
     init : str | None
-        Start from weights: a PhysioPro .pt, a model dir or a run dir.
+        Start from weights: a registered name, a PhysioPro .pt, a model dir, a run dir or a
+        .ckpt.
+    complete_init : bool
+        Complete init: train only the encoder tensors its file lacks (the released .pt: the
+        region tokens and the position embedding) and the decoder; every loaded weight stays
+        frozen.
     val_fraction : float
         Share of recordings held out to report reconstruction.
     mask_mode : str
@@ -157,6 +162,7 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     warmup_fraction: float = 0.05
     decoder_depth: int = 6
     init: str | None = None
+    complete_init: bool = False
     val_fraction: float = 0.1
     mask_mode: MaskMode = "cycle"
     mask_cycle: int = 100

@@ -99,6 +99,23 @@ class PretrainModule(L.LightningModule):
         }
 
 
+def freeze_loaded(encoder) -> list[str]:
+    """Freeze every encoder weight its file held; return the names left to train (those the
+    file lacked, e.g. the released encoder's region tokens and position embedding)."""
+    report = encoder.load_report
+    if not report or not report["initialised"]:
+        raise UserInputError(
+            "complete_init=True needs an init whose file lacks some encoder tensors (a PhysioPro "
+            ".pt such as the released tuh_pretrained_encoder_base.pt); this init holds them all. "
+            "Drop complete_init to fine-tune every weight.",
+            parameter="complete_init",
+        )
+    for name, p in encoder.named_parameters():
+        p.requires_grad_(name in report["initialised"])
+    logger.info("Completing the init: training %s and the decoder.", report["initialised"])
+    return list(report["initialised"])
+
+
 def split_recordings(corpus: Corpus, rows: np.ndarray, fraction: float, seed: int):
     """Train and validation windows, split by recording (no recording on both sides)."""
     recordings = corpus.index["recording"].to_numpy()[rows]
@@ -160,6 +177,8 @@ def pretrain(
     # The saved encoder and autoencoder carry the features they learn from.
     spec = corpus.feature_spec(config.normalize)
     encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
+    if config.complete_init:
+        freeze_loaded(encoder)
     autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
