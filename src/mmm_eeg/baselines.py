@@ -22,7 +22,7 @@ from scipy.signal import butter, sosfiltfilt
 REGULARISATION = (1e-3, 1e-2, 1e-1, 1.0)  # C of the logistic regression, chosen by inner CV
 
 
-def logistic_search(seed: int = 0, n_splits: int = 4):
+def logistic_search(seed: int = 0, n_splits: int = 4, balanced: bool = False):
     """Standardise, then logistic regression with C chosen by grouped inner cross-validation.
 
     Unfitted: ``fit(features, targets, groups=groups)``; inner folds never split a group, so C
@@ -34,6 +34,10 @@ def logistic_search(seed: int = 0, n_splits: int = 4):
         Seed of the solver.
     n_splits : int
         Inner folds (at most the number of groups fitted on).
+    balanced : bool
+        Weight classes by inverse frequency: for training sets unbalanced by construction (a
+        trait task left one subject out: the held-out subject's class is under-represented,
+        which biases an unweighted model against it, below chance).
 
     Returns
     -------
@@ -45,7 +49,10 @@ def logistic_search(seed: int = 0, n_splits: int = 4):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    weights = "balanced" if balanced else None
+    pipeline = make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed, class_weight=weights)
+    )
     return GridSearchCV(
         pipeline,
         {"logisticregression__C": list(REGULARISATION)},
@@ -55,7 +62,13 @@ def logistic_search(seed: int = 0, n_splits: int = 4):
     )
 
 
-def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray, seed: int = 0):
+def logistic_probe(
+    features: np.ndarray,
+    targets: np.ndarray,
+    groups: np.ndarray,
+    seed: int = 0,
+    balanced: bool = False,
+):
     """:func:`logistic_search` fitted on ``features`` (n_windows, n_features).
 
     Parameters
@@ -68,6 +81,8 @@ def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray
         Group per window (subject, or time block within one subject).
     seed : int
         Seed of the solver.
+    balanced : bool
+        Class weights by inverse frequency (see :func:`logistic_search`).
 
     Returns
     -------
@@ -77,7 +92,8 @@ def logistic_probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise ValueError("logistic_probe needs at least 2 groups for its inner cross-validation.")
-    return logistic_search(seed, min(4, n_groups)).fit(features, targets, groups=groups)
+    search = logistic_search(seed, min(4, n_groups), balanced)
+    return search.fit(features, targets, groups=groups)
 
 
 def band_covariances(

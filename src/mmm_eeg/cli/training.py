@@ -198,6 +198,29 @@ def benchmark_transfer(
     console.print(f"Written: {out / 'results.json'}, {out / 'results.md'}, {out / 'plots'}")
 
 
+@benchmark_app.command("compare")
+@user_errors
+def benchmark_compare(
+    corpus: Annotated[Path, typer.Argument(help="A corpus with labels (mmm-eeg preprocess).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (reruns reuse it).")],
+    pretrained: Annotated[
+        list[str] | None,
+        typer.Option(help="A pretraining run (or any model) to probe too; repeatable."),
+    ] = None,
+    select: Annotated[str | None, typer.Option(help="Which windows take part.")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="At most 6 subjects, no Riemannian model (CI).")
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Your data, your verdict: MMM against the classical decoders on a labelled corpus."""
+    from mmm_eeg.experiments.compare import report_markdown, run_compare
+
+    result = run_compare(corpus, out, pretrained or (), select=select, quick=quick, seed=seed)
+    console.print(report_markdown(result))
+    console.print(f"Written: {out / 'results.json'}, {out / 'report.md'}, {out / 'paired.png'}")
+
+
 @benchmark_app.command("ablations")
 @user_errors
 def benchmark_ablations(

@@ -330,11 +330,12 @@ class DEFeatures:
         return x.reshape(len(x), -1)
 
 
-def riemann_features(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
+def riemann_features(corpus: Corpus, rows: np.ndarray, per_subject: bool = True) -> np.ndarray:
     """Filter-bank tangent-space vectors of the windows ``rows`` (read from the source files).
 
     The channels are those the corpus mapped onto the topology, in node order; covariances are
-    re-centred per subject.
+    re-centred per subject (``per_subject=False``: once over all the windows, for tasks where a
+    subject's own mean would remove the label).
     """
     index, recordings = corpus.index, corpus.recordings
     paths = dict(zip(recordings["recording"], recordings["path"], strict=True))
@@ -353,7 +354,7 @@ def riemann_features(corpus: Corpus, rows: np.ndarray) -> np.ndarray:
             covariances[position[row]] = value
     stacked = np.stack(list(covariances))
     subjects = index["subject"].astype(str).to_numpy()[rows]
-    return recentred_tangent_space(stacked, subjects)
+    return recentred_tangent_space(stacked, subjects if per_subject else np.zeros(len(rows)))
 
 
 @torch.no_grad()
@@ -374,8 +375,12 @@ def frozen_tokens(
     return np.concatenate(out)
 
 
-def probe_protocols(features: np.ndarray, protocols: dict[str, list[Fold]], context) -> dict:
-    """Logistic regression on ``features`` (aligned with ``rows``) under every protocol."""
+def probe_protocols(
+    features: np.ndarray, protocols: dict[str, list[Fold]], context, balanced: bool = False
+) -> dict:
+    """Logistic regression on ``features`` (aligned with ``rows``) under every protocol
+    (``balanced``: classes weighted by inverse frequency, see
+    :func:`~mmm_eeg.baselines.logistic_search`)."""
     corpus, rows, targets, seed = context
     position = {r: i for i, r in enumerate(rows)}
     subject_of = corpus.index["subject"].astype(str).to_numpy()
@@ -391,7 +396,7 @@ def probe_protocols(features: np.ndarray, protocols: dict[str, list[Fold]], cont
             else:
                 groups = subject_of[train]
             model = logistic_probe(
-                features[[position[r] for r in train]], targets[train], groups, seed
+                features[[position[r] for r in train]], targets[train], groups, seed, balanced
             )
             pred = model.predict(features[[position[r] for r in fold.test]])
             scores.update(

@@ -1,0 +1,331 @@
+"""Your data, your verdict: MMM against the classical decoders on any labelled corpus.
+
+:func:`run_compare` reads one corpus (built from files, a manifest, BIDS or arrays), scores every
+applicable method on the same labelled windows under a subject-wise protocol, pairs each MMM
+variant with the strongest classical method over subjects, and says which to use:
+
+- classical: DE + logistic regression; Riemannian filter-bank tangent space (pyriemann; read from
+  the source files, so only for corpora built from files with one montage);
+- MMM, each as a linear probe on its frozen region and class tokens: an untrained encoder, the
+  released TUH encoder (``mmm_base_tuh``), its completed form (``mmm_base_tuh_completed``, when
+  its weights are found) and every pretrained run given;
+- protocol: leave one subject out (up to 20 subjects), else grouped 5-fold over subjects.
+
+Standardisation: per subject, per node and band (the transfer benchmark's), unless every subject
+carries one label (a trait task): standardising each subject by its own statistics would remove
+what separates them, so then MMM's input is standardised with statistics fitted on each fold's
+training windows, the DE baseline reads raw DE (its scaler is fitted on the training fold), the
+Riemannian model re-centres once over all windows, and the probes weight classes by inverse
+frequency (leaving one subject out unbalances the training classes against the held-out one).
+
+Each method's scores are written as it finishes (``OUT/methods/NAME.json``); a rerun reuses them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.corpus.labels import label_targets
+from mmm_eeg.errors import UserInputError
+from mmm_eeg.experiments.transfer import probe_protocols, riemann_features
+from mmm_eeg.experiments.transfer_report import paired_difference
+from mmm_eeg.inference import run_windows
+from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
+from mmm_eeg.model.loading import resolve_model
+from mmm_eeg.normalization import Normalizer, node_moments, standardize
+from mmm_eeg.train.protocols import Fold, make_folds
+from mmm_eeg.train.selection import select_windows
+from mmm_eeg.viz import pyplot, save_figure
+
+logger = logging.getLogger(__name__)
+
+CLASSICAL = ("de_logreg", "riemann")
+#: Per subject, per node and band: the transfer benchmark's standardisation.
+SUBJECT_NORMALIZE = "subject-node"
+LOSO_MAX_SUBJECTS = 20
+
+
+def run_compare(
+    corpus_path: str | Path,
+    out: str | Path,
+    pretrained: Sequence[str | Path] = (),
+    select: str | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score every applicable method on a corpus's labels and give the verdict.
+
+    Parameters
+    ----------
+    corpus_path : str | path-like
+        A corpus from ``mmm-eeg preprocess`` (or ``build_corpus_from_recordings``) with labels.
+    out : str | path-like
+        Output folder: ``results.json``, ``report.md``, ``paired.png``, ``methods/``.
+    pretrained : sequence of str | path-like
+        Pretraining runs (or any model :func:`~mmm_eeg.model.loading.resolve_model` reads) to
+        probe beside the untrained and released encoders.
+    select : str | None
+        Which windows take part (``--select`` syntax); None: every labelled window.
+    quick : bool
+        At most 6 subjects and no Riemannian model (CI; the same code path otherwise).
+    seed : int
+        Seed of the folds, the probes and the untrained encoder.
+    checkpoint_dir : str | path-like | None
+        Where to look first for registered weights.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json``: ``task``, ``methods.NAME.balanced_accuracy.{mean, std,
+        per_subject}``, ``skipped``, ``paired``, ``verdict``.
+    """
+    started = time.perf_counter()
+    out = check_output_folder(Path(out))
+    corpus = Corpus(corpus_path)
+    task = _task(corpus, select, quick, seed)
+    rows, targets = task.pop("rows"), task.pop("targets")
+    folds: list[Fold] = task.pop("folds")
+    context = (corpus, rows, targets, seed)
+    methods: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name, features in _methods(corpus, rows, folds, task, pretrained, quick, seed,
+                                   checkpoint_dir, skipped):  # fmt: skip
+        saved = out / "methods" / f"{name}.json"
+        if saved.is_file():
+            methods[name] = json.loads(saved.read_text())
+            logger.info("%s: reused from %s", name, saved)
+            continue
+        logger.info("%s: scoring", name)
+        methods[name] = {"balanced_accuracy": _probe(features, folds, context, task["trait"])}
+        write_json(saved, methods[name])
+    result = {
+        "task": task,
+        "methods": methods,
+        "skipped": skipped,
+        **verdict(methods),
+        "runtime_s": round(time.perf_counter() - started, 1),
+    }
+    write_json(out / "results.json", result)
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(report_markdown(result))
+    paired_plot(out / "paired.png", result)
+    return result
+
+
+def _task(corpus: Corpus, select: str | None, quick: bool, seed: int) -> dict[str, Any]:
+    """The labelled windows, their targets, the folds, and what kind of task it is."""
+    rows = select_windows(corpus.index, select)
+    rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
+    if len(rows) == 0:
+        raise UserInputError(
+            f"{corpus.path}: no labelled window{'' if select is None else f' in {select!r}'}; "
+            "preprocess with labels (--events, a manifest's label column, BIDS events)."
+        )
+    index = corpus.index
+    subject_of = index["subject"].astype(str).to_numpy()
+    subjects = sorted(set(subject_of[rows]))
+    if quick and len(subjects) > 6:
+        subjects = subjects[:6]
+        rows = rows[np.isin(subject_of[rows], subjects)]
+    if len(subjects) < 3:
+        raise UserInputError(
+            f"{corpus.path}: {len(subjects)} subject(s) with labels; a subject-wise comparison "
+            "needs at least 3 (more for a verdict)."
+        )
+    targets, names = label_targets(index, rows)
+    labels_per_subject = {s: len(set(targets[rows[subject_of[rows] == s]])) for s in subjects}
+    trait = all(n == 1 for n in labels_per_subject.values())
+    protocol = "loso" if len(subjects) <= LOSO_MAX_SUBJECTS else "subject-kfold"
+    folds = make_folds(index, rows, protocol, subjects if protocol == "loso" else None, seed=seed)
+    return {
+        "rows": rows, "targets": targets, "folds": folds,
+        "corpus": str(corpus.path), "select": select, "labels": names,
+        "subjects": subjects, "windows": len(rows), "protocol": protocol,
+        "trait": trait,
+        "standardisation": "fitted on each training fold" if trait else SUBJECT_NORMALIZE,
+        "quick": quick,
+    }  # fmt: skip
+
+
+def _methods(corpus, rows, folds, task, pretrained, quick, seed, checkpoint_dir, skipped):
+    """``(name, features)`` of every applicable method; ``features(fold) -> (n_rows, d)``."""
+    trait = task["trait"]
+    x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
+    nodes = np.flatnonzero(present.any(0))
+
+    if trait:  # raw DE: the probe's own scaler is fitted on each training fold
+        de = x_raw[:, nodes].reshape(len(rows), -1)
+    else:
+        x, _ = corpus.read(rows, SUBJECT_NORMALIZE)  # type: ignore[arg-type]
+        de = x[:, nodes].reshape(len(rows), -1)
+    yield "de_logreg", lambda fold: de
+
+    if quick:
+        skipped["riemann"] = "left out of --quick runs (it reads every source file again)"
+    else:
+        reason = _riemann_unavailable(corpus, rows, present)
+        if reason:
+            skipped["riemann"] = reason
+        else:
+            covariances = riemann_features(corpus, rows, per_subject=not trait)
+            task["riemann_recentring"] = "over all windows" if trait else "per subject"
+            yield "riemann", lambda fold: covariances
+
+    for name, encoder, normalize in _encoders(pretrained, seed, checkpoint_dir, skipped):
+        if trait:
+            yield name, _fitted_tokens(encoder, x_raw, present, rows, seed)
+        else:
+            x, _ = corpus.read(rows, normalize)  # type: ignore[arg-type]
+            tokens = _tokens(encoder, x, present, seed)
+            yield name, lambda fold, tokens=tokens: tokens
+
+
+def _encoders(pretrained, seed, checkpoint_dir, skipped):
+    """``(name, encoder, normalize)`` of the MMM variants, each with its own standardisation."""
+    with noise_seed(seed):
+        untrained = MMMEncoder(**model_card("mmm_base").encoder)
+    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE
+    for name in ("mmm_base_tuh", "mmm_base_tuh_completed"):
+        if name not in list_models():
+            continue
+        try:
+            resolved = resolve_model(name, checkpoint_dir)
+        except UserInputError as err:
+            skipped[name] = str(err)
+            continue
+        yield name, resolved.encoder, resolved.spec.normalize if resolved.spec else "recording"
+    for source in pretrained:
+        resolved = resolve_model(source, checkpoint_dir)
+        name = f"mmm_{Path(str(source)).name}"
+        yield name, resolved.encoder, resolved.spec.normalize if resolved.spec else "recording"
+
+
+def _tokens(encoder: MMMEncoder, x: np.ndarray, present: np.ndarray, seed: int) -> np.ndarray:
+    tokens = run_windows(encoder, x, present, seed=seed)
+    return tokens.reshape(len(tokens), -1)
+
+
+def _fitted_tokens(encoder, x_raw, present, rows, seed):
+    """Tokens of windows standardised per node and band with one training fold's statistics."""
+    normalizer = Normalizer("subject", "node")  # its statistics(): per node and band
+    position = {r: i for i, r in enumerate(rows)}
+
+    def features(fold: Fold) -> np.ndarray:
+        train = [position[r] for r in np.concatenate([fold.train, fold.val])]
+        mean, std = normalizer.statistics(*node_moments(x_raw[train], present[train]))
+        return _tokens(encoder, standardize(x_raw, present, mean, std), present, seed)
+
+    return features
+
+
+def _riemann_unavailable(corpus: Corpus, rows: np.ndarray, present: np.ndarray) -> str | None:
+    """Why the Riemannian model cannot run here (None: it can)."""
+    if len(np.unique(present, axis=0)) > 1:
+        return "the windows have different electrodes (covariances need one montage)"
+    recordings = corpus.recordings
+    mine = recordings[recordings["recording"].isin(set(corpus.index["recording"].iloc[rows]))]
+    paths = mine["path"] if "path" in mine else None
+    if paths is None or paths.isna().any() or not all(Path(p).is_file() for p in paths):
+        return "it reads the source files, which this corpus does not point to (arrays, or moved)"
+    return None
+
+
+def _probe(features, folds: list[Fold], context, balanced: bool) -> dict[str, Any]:
+    """The logistic probe of :func:`probe_protocols`, fold by fold with that fold's features;
+    ``balanced`` (trait tasks): classes weighted, as leaving a subject out unbalances them."""
+    scores: dict[str, float] = {}
+    for fold in folds:
+        result = probe_protocols(features(fold), {"loso": [fold]}, context, balanced)
+        scores.update(result["balanced_accuracy"]["per_subject"])
+    values = np.array(list(scores.values()))
+    return {"mean": float(values.mean()), "std": float(values.std()), "per_subject": scores}
+
+
+def verdict(methods: dict[str, Any]) -> dict[str, Any]:
+    """Each MMM variant paired with the strongest classical method; the verdict in one line."""
+    classical = [m for m in CLASSICAL if m in methods]
+    mmm = [m for m in methods if m not in CLASSICAL]
+    if not classical or not mmm:
+        return {"paired": {}, "verdict": "nothing to compare"}
+    best = max(classical, key=lambda m: methods[m]["balanced_accuracy"]["mean"])
+    paired = {}
+    for name in mmm:
+        a, b = methods[name]["balanced_accuracy"], methods[best]["balanced_accuracy"]
+        diff = paired_difference(a, b)
+        values = [a["per_subject"][s] - b["per_subject"][s] for s in b["per_subject"]]
+        diff["wilcoxon_p"] = float(wilcoxon(values).pvalue) if any(values) else 1.0
+        paired[name] = {"against": best, **diff}
+    top = max(mmm, key=lambda m: methods[m]["balanced_accuracy"]["mean"])
+    d, a, b = paired[top], methods[top]["balanced_accuracy"], methods[best]["balanced_accuracy"]
+    if d["wilcoxon_p"] < 0.05 and d["mean"] > 0:
+        conclusion = f"{top} helps here: use it"
+    elif d["wilcoxon_p"] < 0.05:
+        conclusion = f"{best} is better here: use it"
+    else:
+        conclusion = f"no evidence that MMM helps here: use {best}, the simpler model"
+    line = (
+        f"{top} probe {a['mean']:.3f} vs {best} {b['mean']:.3f}: {d['mean']:+.3f} ± "
+        f"{d['std']:.3f}, better for {d['better']} of {d['n']} subjects, p = "
+        f"{d['wilcoxon_p']:.2g}: {conclusion}."
+    )
+    return {"paired": paired, "strongest_classical": best, "verdict": line}
+
+
+def report_markdown(r: dict[str, Any]) -> str:
+    """The methods' table, the paired differences and the verdict."""
+    t = r["task"]
+    lines = [
+        f"Corpus `{t['corpus']}`: {t['windows']} labelled windows of {len(t['subjects'])} "
+        f"subjects, labels {', '.join(t['labels'])}; protocol {t['protocol']}; "
+        f"{'a trait task (one label per subject)' if t['trait'] else 'labels vary within subjects'}"
+        f"; standardisation {t['standardisation']}.",
+        "",
+        "| method | balanced accuracy (mean ± std over subjects) |",
+        "|---|---|",
+    ]
+    for name, m in r["methods"].items():
+        b = m["balanced_accuracy"]
+        lines.append(f"| {name} | {b['mean']:.3f} ± {b['std']:.3f} |")
+    if r["paired"]:
+        lines += ["", f"Paired against {r['strongest_classical']} over subjects:", "",
+                  "| method | mean difference ± std | subjects better | Wilcoxon p |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, d in r["paired"].items():
+            lines.append(
+                f"| {name} | {d['mean']:+.3f} ± {d['std']:.3f} | {d['better']}/{d['n']} | "
+                f"{d['wilcoxon_p']:.2g} |"
+            )
+    for name, reason in r["skipped"].items():
+        lines.append(f"\nSkipped {name}: {reason}")
+    lines += ["", f"**Verdict**: {r['verdict']}", ""]
+    return "\n".join(lines)
+
+
+def paired_plot(path: Path, r: dict[str, Any]) -> None:
+    """Per-subject differences of each MMM variant against the strongest classical method."""
+    if not r["paired"]:
+        return
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.5 * len(r["paired"])))
+    best = r["strongest_classical"]
+    for i, name in enumerate(r["paired"]):
+        a = r["methods"][name]["balanced_accuracy"]["per_subject"]
+        b = r["methods"][best]["balanced_accuracy"]["per_subject"]
+        diff = [a[s] - b[s] for s in b]
+        ax.scatter(diff, np.full(len(diff), i), alpha=0.7)
+        ax.plot([np.mean(diff)] * 2, [i - 0.3, i + 0.3], color="black")
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(range(len(r["paired"])), list(r["paired"]))
+    ax.set_xlabel(f"balanced accuracy minus {best}, per subject")
+    save_figure(fig, path)

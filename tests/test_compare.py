@@ -1,0 +1,110 @@
+"""``benchmark compare``: a verdict on any labelled corpus, on real recordings."""
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmm_eeg.cli import app
+from mmm_eeg.corpus.build import build_corpus
+from mmm_eeg.experiments.compare import run_compare, verdict
+from mmm_eeg.io.sources import discover_sources
+
+runner = CliRunner()
+SUBJECTS = range(24, 30)  # six eegmat subjects, never in any pretraining pool of ours
+
+
+def _corpus(eeg_data, out, keep):
+    """A corpus of the eegmat recordings ``keep(subject number, label)`` accepts."""
+    rows = list(csv.DictReader((eeg_data / "eegmat" / "manifest.csv").open()))
+    chosen = [r for r in rows if keep(int(r["subject"][-2:]), r["label"])]
+    manifest = out.parent / f"{out.name}.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in chosen:
+            writer.writerow({**r, "path": str(eeg_data / "eegmat" / r["path"])})
+    sources, _ = discover_sources([manifest])
+    build_corpus(sources, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def state_corpus(eeg_data, tmp_path_factory):
+    """Rest vs arithmetic, both conditions for every subject (a state task)."""
+    return _corpus(
+        eeg_data, tmp_path_factory.mktemp("compare") / "state", lambda s, _: s in SUBJECTS
+    )
+
+
+def test_quick_compare_gives_a_verdict_and_resumes(state_corpus, tmp_path):
+    result = run_compare(state_corpus, tmp_path / "out", quick=True)
+    task = result["task"]
+    assert task["protocol"] == "loso" and not task["trait"]
+    assert task["subjects"] == [f"eegmat-{s}" for s in SUBJECTS]
+    assert task["standardisation"] == "subject-node"
+    assert {"de_logreg", "mmm_untrained", "mmm_base_tuh"} <= set(result["methods"])
+    assert "riemann" in result["skipped"]  # --quick leaves it out, and says so
+    for m in result["methods"].values():
+        b = m["balanced_accuracy"]
+        assert set(b["per_subject"]) == set(task["subjects"])
+        assert b["mean"] == pytest.approx(sum(b["per_subject"].values()) / len(SUBJECTS))
+    # the classical baseline reads the task (floor: a collapse to chance must fail)
+    assert result["methods"]["de_logreg"]["balanced_accuracy"]["mean"] > 0.6
+    assert result["strongest_classical"] == "de_logreg"
+    paired = result["paired"]["mmm_base_tuh"]
+    assert paired["n"] == len(SUBJECTS) and 0 <= paired["wilcoxon_p"] <= 1
+    assert result["verdict"].startswith(("mmm_untrained probe", "mmm_base_tuh probe"))
+    assert "of 6 subjects" in result["verdict"]
+    for name in ("results.json", "report.md", "paired.png", "methods/de_logreg.json"):
+        assert (tmp_path / "out" / name).is_file()
+    # A rerun reuses each finished method (here: a saved score, altered to tell)
+    saved = tmp_path / "out" / "methods" / "de_logreg.json"
+    altered = json.loads(saved.read_text())
+    altered["balanced_accuracy"]["mean"] = 0.123
+    saved.write_text(json.dumps(altered))
+    again = run_compare(state_corpus, tmp_path / "out", quick=True)
+    assert again["methods"]["de_logreg"]["balanced_accuracy"]["mean"] == 0.123
+
+
+def test_compare_command_prints_the_verdict(state_corpus, tmp_path):
+    result = runner.invoke(
+        app, ["benchmark", "compare", str(state_corpus), "--out", str(tmp_path / "o"), "--quick"]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "Verdict" in output and "| de_logreg |" in output
+    bad = runner.invoke(app, ["benchmark", "compare", str(state_corpus), "--out",
+                              str(tmp_path / "p"), "--select", "subject == nobody"])  # fmt: skip
+    assert bad.exit_code == 2 and "no labelled window" in bad.output
+
+
+def test_a_trait_task_is_not_standardised_per_subject(eeg_data, tmp_path):
+    """One label per subject (even subjects rest, odd ones arithmetic): per-subject
+    standardisation would remove the label; the comparison fits it on training folds."""
+
+    def keep(s, label):
+        return s in SUBJECTS and (s % 2 == 0) == (label == "rest")
+
+    trait = _corpus(eeg_data, tmp_path / "trait", keep)
+    result = run_compare(trait, tmp_path / "out", quick=True)
+    assert result["task"]["trait"] is True
+    assert result["task"]["standardisation"] == "fitted on each training fold"
+    assert set(result["methods"]) >= {"de_logreg", "mmm_untrained"}
+
+
+def test_verdict_wording():
+    def scores(values):
+        per = {f"s{i}": v for i, v in enumerate(values)}
+        return {"balanced_accuracy": {"mean": sum(values) / len(values), "per_subject": per}}
+
+    classical = [0.6] * 10
+    helps = verdict({"de_logreg": scores(classical), "mmm_x": scores([0.8] * 9 + [0.55])})
+    assert helps["verdict"].endswith("mmm_x helps here: use it.")
+    assert "better for 9 of 10 subjects" in helps["verdict"]
+    worse = verdict({"de_logreg": scores(classical), "mmm_x": scores([0.4] * 10)})
+    assert worse["verdict"].endswith("de_logreg is better here: use it.")
+    tie = verdict({"de_logreg": scores(classical), "mmm_x": scores([0.62, 0.58] * 5)})
+    assert "no evidence that MMM helps here" in tie["verdict"]
+    assert verdict({"de_logreg": scores(classical)})["verdict"] == "nothing to compare"
