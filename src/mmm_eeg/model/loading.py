@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.model.autoencoder import MMMAutoencoder
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import MMMEncoder, noise_seed
-from mmm_eeg.model.physiopro import load_physiopro_encoder
+from mmm_eeg.model.physiopro import load_physiopro_encoder, load_plain
 from mmm_eeg.model.pos_embed import PositionKind
 from mmm_eeg.model.pretrained import load_weights
 from mmm_eeg.model.registry import create_model, list_models, model_card
@@ -165,15 +161,7 @@ def checkpoint_entry(network: Network, prefix: str) -> dict[str, Any]:
 
 
 def _from_lightning_checkpoint(path: Path) -> Network:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UserInputError(
-            f"{path}: refused to load; it holds objects other than tensors and plain values "
-            f"({str(err).splitlines()[0]}), and unpickling could run arbitrary code."
-        ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise UserInputError(f"{path}: not a readable PyTorch checkpoint ({err}).") from err
+    checkpoint = load_plain(path)
     entry = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(entry, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserInputError(

@@ -42,25 +42,31 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         The tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: no such checkpoint file.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UserInputError(
-            f"{path}: refused to load. It is not a plain state dict of tensors "
-            f"({_unpickler_complaint(err)}); unpickling it could run arbitrary code, which "
-            "mmm-eeg never does. Save checkpoints as torch.save(model.state_dict(), path) or "
-            "with save_pretrained."
-        ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise UserInputError(f"{path}: not a readable PyTorch checkpoint ({err}).") from err
+    obj = load_plain(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserInputError(f"{path}: expected a state dict of tensors, got {type(obj).__name__}.")
     return obj
+
+
+def load_plain(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain values only, never pickled code;
+    a file that is not one is a clear error naming it."""
+    if not path.is_file():
+        raise UserInputError(f"{path}: no such checkpoint file.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserInputError(
+            f"{path}: refused to load. It holds objects other than tensors and plain values "
+            f"({_unpickler_complaint(err)}); unpickling it could run arbitrary code, which "
+            "mmm-eeg never does. Save checkpoints as torch.save(model.state_dict(), path) or "
+            "with save_pretrained."
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise UserInputError(f"{path}: not a readable PyTorch checkpoint ({err}).") from err
 
 
 def _unpickler_complaint(err: Exception) -> str:
