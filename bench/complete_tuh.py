@@ -15,7 +15,7 @@ test subjects: the recipe (epochs, decoder depth, learning rate) is fixed below 
 The completed encoder is saved as the registered model ``mmm_base_tuh_completed``
 (``--checkpoints DIR`` writes ``DIR/mmm_base_tuh_completed``; set ``MMM_EEG_CHECKPOINTS=DIR``).
 
-    .venv/bin/python bench/complete_tuh.py --checkpoints bench/out/checkpoints   # ~15 min, 2 cores
+    .venv/bin/python bench/complete_tuh.py --checkpoints bench/out/checkpoints   # ~20 min, 2 cores
 """
 
 from __future__ import annotations

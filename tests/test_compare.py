@@ -6,6 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from mmm_eeg import UserInputError
 from mmm_eeg.cli import app
 from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.experiments.compare import run_compare, verdict
@@ -66,6 +67,35 @@ def test_quick_compare_gives_a_verdict_and_resumes(state_corpus, tmp_path):
     saved.write_text(json.dumps(altered))
     again = run_compare(state_corpus, tmp_path / "out", quick=True)
     assert again["methods"]["de_logreg"]["balanced_accuracy"]["mean"] == 0.123
+    # ... but not for another task (here: another seed of the folds and probes)
+    other = run_compare(state_corpus, tmp_path / "out", quick=True, seed=1)
+    assert other["methods"]["de_logreg"]["balanced_accuracy"]["mean"] != 0.123
+
+
+def test_pretrained_models_are_probed_under_their_own_names(state_corpus, tmp_path):
+    """Two runs whose folders share a name get distinct rows; a model made for other features
+    than the corpus holds is refused, naming the difference."""
+    import torch
+
+    from mmm_eeg.corpus import Corpus
+    from mmm_eeg.model import MMMEncoder
+    from mmm_eeg.spec import FeatureSpec
+    from mmm_eeg.windows import PreprocessConfig
+
+    spec = Corpus(state_corpus).feature_spec("subject-node")
+    for parent in ("a", "b"):
+        torch.manual_seed(len(parent))
+        MMMEncoder(dim=16, depth=1, heads=2, feature_spec=spec).save_pretrained(
+            tmp_path / parent / "encoder"
+        )
+    sources = [tmp_path / "a" / "encoder", tmp_path / "b" / "encoder"]
+    result = run_compare(state_corpus, tmp_path / "out", pretrained=sources, quick=True)
+    assert {"mmm_a_encoder", "mmm_b_encoder"} <= set(result["methods"])
+    assert set(result["paired"]) >= {"mmm_a_encoder", "mmm_b_encoder"}
+    other = FeatureSpec(PreprocessConfig(window=2.0), normalize="subject")
+    MMMEncoder(dim=16, depth=1, heads=2, feature_spec=other).save_pretrained(tmp_path / "w2")
+    with pytest.raises(UserInputError, match=r"window: model 2\.0"):
+        run_compare(state_corpus, tmp_path / "o2", pretrained=[tmp_path / "w2"], quick=True)
 
 
 def test_compare_command_prints_the_verdict(state_corpus, tmp_path):

@@ -243,21 +243,26 @@ def run_windows(
     present: np.ndarray,
     batch_size: int = 1024,
     seed: int = 0,
+    first_batch: int = 0,
 ) -> np.ndarray:
     """An encoder's unified tokens, or a classifier's logits, of standardised windows.
 
-    The one forward pass of every route (in memory, corpus ``embed``): the same windows give
-    the same output. Under ``absent="exclude"`` the windows are grouped by their present nodes
-    and each group runs as a fixed montage (``for_montage``: absent nodes out of the sequence,
-    37 tokens instead of 80 for 19 channels), which gives the same outputs to float rounding.
-    Under ``absent="noise"`` the noise comes from ``seed`` (:func:`noise_seed`), in batches
-    of ``batch_size`` in window order.
+    The forward pass of the in-memory route (``MMMModel``), corpus ``embed`` and the
+    estimators: the same windows give the same output. Under ``absent="exclude"`` the windows
+    are grouped by their present nodes and each group runs as a fixed montage (``for_montage``:
+    absent nodes out of the sequence, 37 tokens instead of 80 for 19 channels), which gives the
+    same outputs to float rounding. Under ``absent="noise"`` the noise of the b-th batch of
+    ``batch_size`` windows comes from (``seed``, ``first_batch + b``) (:func:`noise_seed`): the
+    same windows in the same order give the same output, whether they come in one call or in
+    calls cut at batch boundaries (``first_batch`` numbers the first batch of a call), and the
+    caller's generator is left as it was.
 
     Returns
     -------
     ndarray, float32
         (n_windows, n_unified, dim) for an encoder, (n_windows, n_outputs) for a classifier.
     """
+    training = network.training
     network.eval()
     encoder = network.encoder if isinstance(network, MMMClassifier) else network
     full = network if isinstance(network, MMMClassifier) else network.unified
@@ -270,18 +275,20 @@ def run_windows(
     else:
         parts = [(np.arange(len(x)), None)]
     out: np.ndarray | None = None
-    with noise_seed(seed):
-        for rows, nodes in parts:
-            fixed = None if nodes is None else network.for_montage(nodes)
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
+    for rows, nodes in parts:
+        fixed = None if nodes is None else network.for_montage(nodes)
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            batch_seed = np.random.SeedSequence([seed, first_batch + start // batch_size])
+            with noise_seed(int(batch_seed.generate_state(1)[0])):
                 if fixed is None:
                     result = full(torch.from_numpy(x[chunk]), torch.from_numpy(present[chunk]))
                 else:
                     result = fixed(torch.from_numpy(x[chunk][:, nodes]))
-                if out is None:
-                    out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
-                out[chunk] = result.numpy()
+            if out is None:
+                out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
+            out[chunk] = result.numpy()
+    network.train(training)
     if out is None:
         raise UserInputError("No window to run the network on.")
     return out

@@ -66,6 +66,11 @@ class OnlineDecoder:
         10-05 system, as for a file.
     types : sequence of str | None
         Channel types (``"eeg"``, ``"eog"``, ...); non-EEG channels are left out.
+    bads : sequence of str
+        Channels to leave out for the decoder's life (a dead or loose electrode): a window is
+        checked on the other channels only, as ``Raw.info["bads"]`` is offline. Without it, a
+        channel that stays flat or non-finite makes every window fail its check, and the
+        ``quality`` of each says so.
 
     Attributes
     ----------
@@ -88,6 +93,7 @@ class OnlineDecoder:
         compile: bool = False,
         positions: Mapping[str, Any] | None = None,
         types: Sequence[str] | None = None,
+        bads: Sequence[str] = (),
     ) -> None:
         model._require_classifier()
         config = model.spec.preprocessing
@@ -101,9 +107,22 @@ class OnlineDecoder:
         self.ch_names = list(ch_names)
         topology = model.encoder.topology
         # raises when no channel maps
-        self.mapping = map_recording_channels(topology, ch_names, config, positions, types)
-        self.nodes = np.flatnonzero(self.mapping.present)
-        self.channels = self.mapping.source[self.nodes]
+        unknown = sorted(set(bads) - set(ch_names))
+        if unknown:
+            raise UserInputError(
+                f"bads {unknown} are not channels of the stream.", parameter="bads"
+            )
+        usable = [name for name in ch_names if name not in set(bads)]
+        if not usable:
+            raise UserInputError("Every channel is in bads.", parameter="bads")
+        if types is not None:
+            types = [t for name, t in zip(ch_names, types, strict=True) if name not in set(bads)]
+        mapping = map_recording_channels(topology, usable, config, positions, types)
+        # Indices into the stream's channels (bads left out before mapping).
+        in_stream = np.array([list(ch_names).index(name) for name in usable])
+        self.mapping = mapping
+        self.nodes = np.flatnonzero(mapping.present)
+        self.channels = in_stream[mapping.source[self.nodes]]
         self.window_samples = round(config.window * self.sfreq)
         self._moments: list[np.ndarray] | None = None
         self._network = _network_for(model, self.nodes, compile)
@@ -192,6 +211,7 @@ def decode_stream(
     outlet: str | None = None,
     reconnect: float = 0.0,
     compile: bool = False,
+    bads: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Decode a Lab Streaming Layer stream for ``duration`` seconds, one window every ``step``.
 
@@ -208,7 +228,7 @@ def decode_stream(
     out : str | path-like | None
         A CSV to append each window to as it comes (``time``, one column per class,
         ``label``, ``quality``, ``latency_ms``). A window that fails a check (``quality``
-        names it) has empty probabilities and label.
+        names it) has NaN probabilities and an empty label.
     on_prediction : callable | None
         Called with each prediction's row (for a live display).
     timeout : float
@@ -223,6 +243,8 @@ def decode_stream(
         0: end at once. Windows are decoded again once a full window of new samples arrived.
     compile : bool
         Compile the network for the stream's montage (see :class:`OnlineDecoder`).
+    bads : sequence of str
+        Channels to leave out (see :class:`OnlineDecoder`).
 
     Returns
     -------
@@ -236,7 +258,9 @@ def decode_stream(
     rows: list[dict[str, Any]] = []
     writer, handle = None, None
     try:
-        decoder = OnlineDecoder(model, stream.ch_names, stream.info["sfreq"], compile=compile)
+        decoder = OnlineDecoder(
+            model, stream.ch_names, stream.info["sfreq"], compile=compile, bads=bads
+        )
         classes = model.classes
         publish = _outlet(outlet, classes) if outlet is not None else None
         if out is not None:
@@ -262,7 +286,7 @@ def decode_stream(
                 logger.warning("Stream %s is back; decoding resumes.", stream_name)
                 if (stream.ch_names, stream.info["sfreq"]) != (decoder.ch_names, decoder.sfreq):
                     decoder = OnlineDecoder(
-                        model, stream.ch_names, stream.info["sfreq"], compile=compile
+                        model, stream.ch_names, stream.info["sfreq"], compile=compile, bads=bads
                     )
                 received, last_stamp, stalled_since = 0, None, time.monotonic()
                 continue

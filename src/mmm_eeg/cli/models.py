@@ -126,6 +126,10 @@ def stream(
             help="torch.compile the network for the stream's montage (needs a C++ compiler).",
         ),
     ] = False,
+    bads: Annotated[
+        str | None,
+        typer.Option(help="Channels to leave out (a dead electrode), e.g. AF7,TP10."),
+    ] = None,
 ) -> None:
     """Decode a live Lab Streaming Layer stream (a headset, any montage) with a classifier."""
     from rich.live import Live
@@ -153,6 +157,12 @@ def stream(
         rows: list[dict[str, Any]] = []
         decode_stream(
             load_model(model), name, duration, step, out, on_prediction=show, outlet=outlet,
-            reconnect=reconnect, compile=compile,
+            reconnect=reconnect, compile=compile, bads=split_list(bads) or (),
         )  # fmt: skip
-    console.print(f"Decoded {len(rows)} windows" + (f"; predictions in {out}" if out else "."))
+    decoded = sum(row["quality"] == "ok" for row in rows)
+    failed = len(rows) - decoded
+    console.print(
+        f"Decoded {decoded} windows"
+        + (f" ({failed} more failed their checks, no prediction)" if failed else "")
+        + (f"; predictions in {out}" if out else ".")
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 from mmm_eeg.atomic import check_output_folder, write_json
 from mmm_eeg.corpus.writer import CorpusWriter
-from mmm_eeg.errors import READ_ERRORS, UserInputError
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.io.bids import read_bids_recording
 from mmm_eeg.io.readers import read_recording
 from mmm_eeg.io.recording import Recording
@@ -50,11 +50,8 @@ def process_source(
             recording, topology, config, label=source.label, events=source.events or None
         )
         return source, [(source.recording_id, source.meta(), windows)], None
-    except UserInputError as err:
+    except UserInputError as err:  # the readers turn a bad file into one; a bug propagates
         return source, [], str(err)
-    except READ_ERRORS as err:  # a damaged file must not stop the batch; a bug does
-        logger.debug("Failure on %s", source.path, exc_info=True)
-        return source, [], f"{source.path}: unreadable ({type(err).__name__}: {err})"
 
 
 def _seed_windows(

@@ -43,6 +43,7 @@ from mmm_eeg.inference import run_windows
 from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
 from mmm_eeg.model.loading import resolve_model
 from mmm_eeg.normalization import Normalizer, node_moments, standardize
+from mmm_eeg.train.finetune import input_normalization
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
 from mmm_eeg.viz import pyplot, save_figure
@@ -99,15 +100,21 @@ def run_compare(
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    for name, features in _methods(corpus, rows, folds, task, pretrained, quick, seed,
-                                   checkpoint_dir, skipped):  # fmt: skip
+    # What a saved score was computed on: a rerun reuses it only for the same task.
+    fingerprint = {"corpus": str(corpus.path), "windows": len(rows),
+                   "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
+    for name, make in _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir,
+                               skipped):  # fmt: skip
         saved = out / "methods" / f"{name}.json"
         if saved.is_file():
-            methods[name] = json.loads(saved.read_text())
-            logger.info("%s: reused from %s", name, saved)
-            continue
+            previous = json.loads(saved.read_text())
+            if previous.get("fingerprint") == fingerprint:
+                methods[name] = previous
+                logger.info("%s: reused from %s", name, saved)
+                continue
         logger.info("%s: scoring", name)
-        methods[name] = {"balanced_accuracy": _probe(features, folds, context, task["trait"])}
+        scores = _probe(make(), folds, context, task["trait"])
+        methods[name] = {"balanced_accuracy": scores, "fingerprint": fingerprint}
         write_json(saved, methods[name])
     result = {
         "task": task,
@@ -158,18 +165,22 @@ def _task(corpus: Corpus, select: str | None, quick: bool, seed: int) -> dict[st
     }  # fmt: skip
 
 
-def _methods(corpus, rows, folds, task, pretrained, quick, seed, checkpoint_dir, skipped):
-    """``(name, features)`` of every applicable method; ``features(fold) -> (n_rows, d)``."""
+def _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir, skipped):
+    """``(name, make)`` of every applicable method: ``make()`` computes its features (only when
+    the method is not reused) as ``features(fold) -> (n_rows, d)``."""
     trait = task["trait"]
     x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
     nodes = np.flatnonzero(present.any(0))
 
-    if trait:  # raw DE: the probe's own scaler is fitted on each training fold
-        de = x_raw[:, nodes].reshape(len(rows), -1)
-    else:
-        x, _ = corpus.read(rows, SUBJECT_NORMALIZE)  # type: ignore[arg-type]
-        de = x[:, nodes].reshape(len(rows), -1)
-    yield "de_logreg", lambda fold: de
+    def de():
+        if trait:  # raw DE: the probe's own scaler is fitted on each training fold
+            matrix = x_raw[:, nodes].reshape(len(rows), -1)
+        else:
+            x, _ = corpus.read(rows, SUBJECT_NORMALIZE)  # type: ignore[arg-type]
+            matrix = x[:, nodes].reshape(len(rows), -1)
+        return lambda fold: matrix
+
+    yield "de_logreg", de
 
     if quick:
         skipped["riemann"] = "left out of --quick runs (it reads every source file again)"
@@ -178,37 +189,62 @@ def _methods(corpus, rows, folds, task, pretrained, quick, seed, checkpoint_dir,
         if reason:
             skipped["riemann"] = reason
         else:
-            covariances = riemann_features(corpus, rows, per_subject=not trait)
             task["riemann_recentring"] = "over all windows" if trait else "per subject"
-            yield "riemann", lambda fold: covariances
 
-    for name, encoder, normalize in _encoders(pretrained, seed, checkpoint_dir, skipped):
-        if trait:
-            yield name, _fitted_tokens(encoder, x_raw, present, rows, seed)
-        else:
+            def riemann():
+                covariances = riemann_features(corpus, rows, per_subject=not trait)
+                return lambda fold: covariances
+
+            yield "riemann", riemann
+
+    for name, encoder, normalize in _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
+
+        def tokens(encoder=encoder, normalize=normalize):
+            if trait:
+                return _fitted_tokens(encoder, x_raw, present, rows, seed)
             x, _ = corpus.read(rows, normalize)  # type: ignore[arg-type]
-            tokens = _tokens(encoder, x, present, seed)
-            yield name, lambda fold, tokens=tokens: tokens
+            matrix = _tokens(encoder, x, present, seed)
+            return lambda fold: matrix
+
+        yield name, tokens
 
 
-def _encoders(pretrained, seed, checkpoint_dir, skipped):
-    """``(name, encoder, normalize)`` of the MMM variants, each with its own standardisation."""
+def _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
+    """``(name, encoder, normalize)`` of the MMM variants, each with its own standardisation
+    (a model that reads other features than the corpus holds is refused, naming both)."""
     with noise_seed(seed):
         untrained = MMMEncoder(**model_card("mmm_base").encoder)
     yield "mmm_untrained", untrained, SUBJECT_NORMALIZE
     for name in ("mmm_base_tuh", "mmm_base_tuh_completed"):
         if name not in list_models():
             continue
-        try:
+        try:  # not found, or made for other features than this corpus holds: skipped, why
             resolved = resolve_model(name, checkpoint_dir)
+            normalize = input_normalization(resolved.spec, corpus, None)
         except UserInputError as err:
             skipped[name] = str(err)
             continue
-        yield name, resolved.encoder, resolved.spec.normalize if resolved.spec else "recording"
-    for source in pretrained:
+        yield name, resolved.encoder, normalize
+    names = _run_names(pretrained)
+    for source, name in zip(pretrained, names, strict=True):
         resolved = resolve_model(source, checkpoint_dir)
-        name = f"mmm_{Path(str(source)).name}"
-        yield name, resolved.encoder, resolved.spec.normalize if resolved.spec else "recording"
+        if resolved.encoder.topology != corpus.topology:
+            raise UserInputError(
+                f"{source}: its topology {resolved.encoder.topology.name!r} is not the "
+                f"corpus's {corpus.topology.name!r}.",
+                parameter="pretrained",
+            )
+        yield name, resolved.encoder, input_normalization(resolved.spec, corpus, None)
+
+
+def _run_names(sources: Sequence[str | Path]) -> list[str]:
+    """``mmm_<folder>`` per source, with its parent folders added until the names differ."""
+    parts = [Path(str(s)).resolve().parts for s in sources]
+    for depth in range(1, max((len(p) for p in parts), default=1) + 1):
+        names = ["mmm_" + "_".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    raise UserInputError("The same --pretrained source is given twice.", parameter="pretrained")
 
 
 def _tokens(encoder: MMMEncoder, x: np.ndarray, present: np.ndarray, seed: int) -> np.ndarray:

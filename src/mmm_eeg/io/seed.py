@@ -87,10 +87,11 @@ def _identity(path: Path) -> dict[str, Any]:
 
 def _load_mat(path: Path) -> dict[str, Any]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         return loadmat(path)
-    except READ_ERRORS as err:  # what scipy raises for damaged .mat files
+    except (*READ_ERRORS, MatReadError) as err:  # scipy's MatReadError is no ValueError
         raise UserInputError(f"{path}: not a readable MATLAB file ({err}).") from err
 
 

@@ -165,9 +165,9 @@ def _from_lightning_checkpoint(path: Path) -> Network:
     entry = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(entry, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserInputError(
-            f"{path}: a checkpoint without mmm-eeg's description of its network (written by "
-            "another program, or by mmm-eeg before 0.2). Use the run's encoder/ or model/ "
-            "directory instead."
+            f"{path}: a checkpoint without mmm-eeg's description of its network (its "
+            f"{CHECKPOINT_KEY!r} entry): written by another program or an earlier mmm-eeg. Use "
+            "the run's encoder/ or fold's model/ directory instead."
         )
     description, prefix = entry["description"], entry["prefix"]
     network = _kind(description.get("model"), path).from_config(description, str(path))
@@ -193,8 +193,9 @@ def load_encoder(
 ) -> MMMEncoder:
     """An encoder to train or read, in train mode.
 
-    ``None``/``"scratch"``: a fresh encoder of the given size; anything else: the encoder of
-    :func:`resolve_model` of ``init``. The absent-node policy is ``absent`` (it holds no
+    ``None``/``"scratch"``: a fresh encoder of the given size; a registered name without
+    weights (``"mmm_small"``): a fresh encoder of that card's size; anything else: the encoder
+    of :func:`resolve_model` of ``init``. The absent-node policy is ``absent`` (it holds no
     weights); None keeps the source's own (``"exclude"`` for a new encoder). ``dim``,
     ``depth``, ``heads``, ``pos_encoding`` and ``hierarchy`` shape a new encoder; a saved one
     keeps its own. ``feature_spec``: the features it will be trained on (None: the source's).
@@ -204,6 +205,11 @@ def load_encoder(
             topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude",  # type: ignore[arg-type]
             pos_encoding=pos_encoding, hierarchy=hierarchy, feature_spec=feature_spec,
         )  # fmt: skip
+    if str(init) in list_models() and model_card(str(init)).checkpoint is None:
+        # A registered architecture without weights: new weights from this run's generator.
+        card = model_card(str(init))
+        options = {**card.encoder, "absent": absent or card.encoder.get("absent", "exclude")}
+        return MMMEncoder(topology, feature_spec=feature_spec, **options).train()
     resolved = resolve_model(init, heads=heads)
     encoder = resolved.encoder
     if encoder.topology != topology:

@@ -79,7 +79,7 @@ _CARDS = {
             FeatureSpec(normalize="subject"),
             checkpoint="mmm_base_tuh_completed",
             recipe="python bench/complete_tuh.py --checkpoints DIR writes DIR/"
-            "mmm_base_tuh_completed (about 15 min on 2 CPU cores); then set MMM_EEG_CHECKPOINTS="
+            "mmm_base_tuh_completed (about 20 min on 2 CPU cores); then set MMM_EEG_CHECKPOINTS="
             "DIR.",
         ),
         ModelCard(

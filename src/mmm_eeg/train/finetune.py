@@ -406,16 +406,24 @@ def embed(
             f"corpus's {corpus.topology.name!r}; preprocess the data onto the model's topology."
         )
     normalize = input_normalization(resolved.spec, corpus, normalize)
-    spec = resolved.spec or corpus.feature_spec(normalize)  # type: ignore[arg-type]
-    origin = resolved.spec_origin
-    if normalize != spec.normalize:
+    spec, origin = resolved.spec, resolved.spec_origin
+    if spec is None:
+        spec = corpus.feature_spec(normalize)  # type: ignore[arg-type]
+        origin = "the corpus's preprocessing (the model records none)"
+    elif normalize != spec.normalize:
         spec, origin = replace(spec, normalize=normalize), f"{origin}; normalize given"
     rows = select_windows(corpus.index, select)
     if len(rows) == 0:
         raise UserInputError(f"No window of {corpus_path} matches select={select!r}.")
-    x, present = corpus.read(rows, normalize)  # type: ignore[arg-type]
-    tokens = run_windows(resolved.encoder, x, present, batch_size)
-    vectors = tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1)
+    chunks = []
+    step = batch_size * 16  # chunks cut at batch boundaries: the same noise, bounded memory
+    for start in range(0, len(rows), step):
+        x, present = corpus.read(rows[start : start + step], normalize)  # type: ignore[arg-type]
+        tokens = run_windows(
+            resolved.encoder, x, present, batch_size, first_batch=start // batch_size
+        )
+        chunks.append(tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1))
+    vectors = np.concatenate(chunks)
     table = pa.Table.from_pandas(
         corpus.index.iloc[rows].reset_index(drop=True), preserve_index=False
     )

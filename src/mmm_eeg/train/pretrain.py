@@ -106,8 +106,8 @@ def freeze_loaded(encoder) -> list[str]:
     if not report or not report["initialised"]:
         raise UserInputError(
             "complete_init=True needs an init whose file lacks some encoder tensors (a PhysioPro "
-            ".pt such as the released tuh_pretrained_encoder_base.pt); this init holds them all. "
-            "Drop complete_init to fine-tune every weight.",
+            ".pt such as the released tuh_pretrained_encoder_base.pt); this init is none, or "
+            "holds them all. Give such an init, or drop complete_init to train every weight.",
             parameter="complete_init",
         )
     for name, p in encoder.named_parameters():

@@ -126,16 +126,20 @@ def build_trainer(config: Any, folder: Path, callbacks: list, epochs: int, **ext
             **extra,
         )
     except (MisconfigurationException, ValueError) as err:
+        message = str(err).splitlines()[0]
+        # The option Lightning names in its message, else the accelerator (the usual culprit).
+        options = ("precision", "strategy", "devices", "num_nodes")
+        named = [o for o in options if o in message.lower()]
         given = ", ".join(
             f"{name}={getattr(config, name)!r}"
             for name in ("accelerator", "devices", "num_nodes", "strategy", "precision")
         )
         raise UserInputError(
-            f"Lightning cannot train with {given}: {str(err).splitlines()[0]} This machine "
-            f"has {machine_hardware()}. Pass accelerator='cpu' (or 'auto') and devices up to "
-            "the count above; strategy 'auto' or 'ddp'; precision '32' (or 'bf16-mixed' where "
-            "the hardware has it).",
-            parameter="accelerator",
+            f"Lightning cannot train with {given}: {message} This machine has "
+            f"{machine_hardware()}. Pass accelerator='cpu' (or 'auto') and devices up to the "
+            "count above; strategy 'auto' or 'ddp'; precision '32' (or 'bf16-mixed' where the "
+            "hardware has it).",
+            parameter=named[0] if named else "accelerator",
         ) from err
 
 
