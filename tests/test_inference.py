@@ -169,12 +169,10 @@ def test_windows_with_different_channels_come_back_in_order(absent):
     assert len(np.unique(present, axis=0)) == 3
     proba = model.predict_proba(data)
     tokens = model.embed(data)
-    # one batch: the noise policy's noise comes from (seed 0, batch 0), as run_windows documents
-    batch_seed = int(np.random.SeedSequence([0, 0]).generate_state(1)[0])
-    with torch.no_grad():
-        torch.manual_seed(batch_seed)
+    with torch.no_grad():  # each call of the model draws the noise policy's noise from seed 0
+        torch.manual_seed(0)
         logits = classifier(torch.from_numpy(x), torch.from_numpy(present))
-        torch.manual_seed(batch_seed)
+        torch.manual_seed(0)
         expected = classifier.encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
     np.testing.assert_allclose(proba[["0", "1", "2"]], torch.softmax(logits, -1), atol=1e-5)
     np.testing.assert_allclose(tokens, expected, atol=1e-5)
@@ -251,3 +249,24 @@ def test_predict_command(corpus_path, eeg_data, tmp_path):
         json.loads((tmp_path / "clf" / "config.json").read_text())["feature_spec"]["normalize"]
         == "recording"
     )
+
+
+def test_noise_is_one_stream_whatever_the_batches():
+    """Under the noise policy, the same windows give the same output for batches of any
+    multiple of 8 windows, and calls cut apart inside one noise_seed give the single call's."""
+    from mmm_eeg.inference import run_windows
+    from mmm_eeg.model import noise_seed
+
+    torch.manual_seed(0)
+    encoder = MMMEncoder(dim=16, depth=1, heads=2, absent="noise")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 62, 5)).astype(np.float32)
+    present = np.zeros((50, 62), dtype=bool)
+    present[:, :19] = True
+    whole = run_windows(encoder, x, present, batch_size=64)
+    np.testing.assert_allclose(run_windows(encoder, x, present, batch_size=24), whole, atol=1e-6)
+    with noise_seed(0):
+        parts = [run_windows(encoder, x[i : i + 16], present[i : i + 16], seed=None)
+                 for i in range(0, 50, 16)]  # fmt: skip
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    assert not np.allclose(run_windows(encoder, x, present, seed=1), whole, atol=1e-3)

@@ -9,6 +9,7 @@ standardisation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -242,8 +243,7 @@ def run_windows(
     x: np.ndarray,
     present: np.ndarray,
     batch_size: int = 1024,
-    seed: int = 0,
-    first_batch: int = 0,
+    seed: int | None = 0,
 ) -> np.ndarray:
     """An encoder's unified tokens, or a classifier's logits, of standardised windows.
 
@@ -251,11 +251,13 @@ def run_windows(
     estimators: the same windows give the same output. Under ``absent="exclude"`` the windows
     are grouped by their present nodes and each group runs as a fixed montage (``for_montage``:
     absent nodes out of the sequence, 37 tokens instead of 80 for 19 channels), which gives the
-    same outputs to float rounding. Under ``absent="noise"`` the noise of the b-th batch of
-    ``batch_size`` windows comes from (``seed``, ``first_batch + b``) (:func:`noise_seed`): the
-    same windows in the same order give the same output, whether they come in one call or in
-    calls cut at batch boundaries (``first_batch`` numbers the first batch of a call), and the
-    caller's generator is left as it was.
+    same outputs to float rounding. Under ``absent="noise"`` the noise is one stream drawn from
+    ``seed`` in window order, and the caller's generator is left as it was: the same windows in
+    the same order give the same output for any batches of a multiple of 8 windows (torch
+    draws normal numbers 16 at a time, and a window takes 5 per node; other cuts shift the
+    stream). ``seed=None`` draws from the caller's generator instead: a caller that cuts one
+    sequence of windows into several calls (at such boundaries) seeds once around them
+    (:func:`noise_seed`) and gets the output of a single call.
 
     Returns
     -------
@@ -275,19 +277,18 @@ def run_windows(
     else:
         parts = [(np.arange(len(x)), None)]
     out: np.ndarray | None = None
-    for rows, nodes in parts:
-        fixed = None if nodes is None else network.for_montage(nodes)
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            batch_seed = np.random.SeedSequence([seed, first_batch + start // batch_size])
-            with noise_seed(int(batch_seed.generate_state(1)[0])):
+    with noise_seed(seed) if seed is not None else contextlib.nullcontext():
+        for rows, nodes in parts:
+            fixed = None if nodes is None else network.for_montage(nodes)
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
                 if fixed is None:
                     result = full(torch.from_numpy(x[chunk]), torch.from_numpy(present[chunk]))
                 else:
                     result = fixed(torch.from_numpy(x[chunk][:, nodes]))
-            if out is None:
-                out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
-            out[chunk] = result.numpy()
+                if out is None:
+                    out = np.empty((len(x), *result.shape[1:]), dtype=np.float32)
+                out[chunk] = result.numpy()
     network.train(training)
     if out is None:
         raise UserInputError("No window to run the network on.")

@@ -25,7 +25,7 @@ from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.inference import describe_spec, run_windows
-from mmm_eeg.model import MMMClassifier, channel_dropout
+from mmm_eeg.model import MMMClassifier, channel_dropout, noise_seed
 from mmm_eeg.model.loading import (
     CHECKPOINT_KEY,
     checkpoint_entry,
@@ -416,13 +416,12 @@ def embed(
     if len(rows) == 0:
         raise UserInputError(f"No window of {corpus_path} matches select={select!r}.")
     chunks = []
-    step = batch_size * 16  # chunks cut at batch boundaries: the same noise, bounded memory
-    for start in range(0, len(rows), step):
-        x, present = corpus.read(rows[start : start + step], normalize)  # type: ignore[arg-type]
-        tokens = run_windows(
-            resolved.encoder, x, present, batch_size, first_batch=start // batch_size
-        )
-        chunks.append(tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1))
+    step = batch_size * 16  # bounded memory; one noise stream, as one in-memory call draws it
+    with noise_seed(0):
+        for start in range(0, len(rows), step):
+            x, present = corpus.read(rows[start : start + step], normalize)  # type: ignore[arg-type]
+            tokens = run_windows(resolved.encoder, x, present, batch_size, seed=None)
+            chunks.append(tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1))
     vectors = np.concatenate(chunks)
     table = pa.Table.from_pandas(
         corpus.index.iloc[rows].reset_index(drop=True), preserve_index=False
