@@ -102,6 +102,8 @@ def test_demo_runs_on_synthetic_data_without_the_shared_folder(tmp_path, monkeyp
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     assert "SYNTHETIC" in result.output and "| de_logreg |" in result.output
+    # MMM's fine-tuned cells are left out (too short a budget), with the verdict from the probes
+    assert "| mmm_pool | — |" in result.output and "Verdict: " in result.output
     r = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert set(r["methods"]) == METHODS - {"mmm_tuh"}  # no checkpoint without the shared folder
     # the synthetic two-class effect is learnable by the simple baseline

@@ -139,6 +139,7 @@ def demo(
     when they exist, otherwise on a built-in SYNTHETIC multi-montage collection.
     """
     from mmm_eeg.datasets import default_data_dir
+    from mmm_eeg.experiments.compare import probe_verdict
     from mmm_eeg.experiments.transfer import run_transfer_benchmark
     from mmm_eeg.experiments.transfer_report import demo_markdown
 
@@ -166,12 +167,14 @@ def demo(
         "encoder; mmm_tuh: the authors' released encoder.",
         highlight=False,
     )
-    console.print(demo_markdown(result), highlight=False, soft_wrap=True)
+    console.print(demo_markdown(result, fine_tuned=False), soft_wrap=True)
+    console.print(f"Verdict: {probe_verdict(result)}", soft_wrap=True)
     console.print(
         f"All columns: {out / 'results.md'}; figure: {out / 'plots' / 'methods.png'}. "
-        "Quick settings: MMM is fine-tuned on 2 folds for a few epochs, too short to leave "
-        "chance; its probes read the same encoders. The full benchmark: bench/transfer.py, "
-        "docs/benchmarks.md. "
+        "MMM's fine-tuned cells (—) are left out here: the demo's budget (a few epochs on 2 "
+        "folds) is too short to train them; the probes read the same encoders. The full "
+        "benchmark: bench/transfer.py, docs/benchmarks.md. "
+        "On any labelled corpus of yours: mmm-eeg benchmark compare corpus --out verdict. "
         "On your own files: mmm-eeg preprocess YOUR_FOLDER --out corpus; mmm-eeg pretrain "
         "corpus --out run; mmm-eeg finetune corpus --init run --out results.",
         highlight=False,

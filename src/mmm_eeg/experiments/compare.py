@@ -318,6 +318,16 @@ def verdict(methods: dict[str, Any]) -> dict[str, Any]:
     return {"paired": paired, "strongest_classical": best, "verdict": line}
 
 
+def probe_verdict(r: dict[str, Any]) -> str:
+    """The :func:`verdict` of transfer-benchmark results: each MMM encoder's probe against the
+    strongest classical method (the scores compare computes on that corpus, bench/compare.py)."""
+    methods = {
+        name: {"balanced_accuracy": m.get("linear_probe") or m["balanced_accuracy"]}
+        for name, m in r["methods"].items()
+    }
+    return verdict(methods)["verdict"]
+
+
 def report_markdown(r: dict[str, Any]) -> str:
     """The methods' table, the paired differences and the verdict."""
     t = r["task"]

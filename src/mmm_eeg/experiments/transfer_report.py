@@ -115,8 +115,12 @@ def paired_markdown(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def demo_markdown(r: dict[str, Any]) -> str:
-    """The demo's compact table (fits 100 columns): the main protocols with their spread."""
+def demo_markdown(r: dict[str, Any], fine_tuned: bool = True) -> str:
+    """The demo's compact table (fits 100 columns): the main protocols with their spread.
+
+    ``fine_tuned=False`` leaves the MMM fine-tuned cells out (a quick budget too short to
+    train them; "—") and keeps their probes.
+    """
     lines = [
         "| method | LOSO: LR or fine-tuned | LOSO linear probe | within-subject |",
         "|---|---|---|---|",
@@ -124,9 +128,9 @@ def demo_markdown(r: dict[str, Any]) -> str:
     for name, m in r["methods"].items():
         main = m["balanced_accuracy"]
         note = f" ({len(main['per_subject'])} subj.)" if len(main["per_subject"]) < 12 else ""
+        first = "—" if not fine_tuned and "linear_probe" in m else f"{_ms(main)}{note}"
         lines.append(
-            f"| {name} | {_ms(main)}{note} | {_ms(m.get('linear_probe'))} | "
-            f"{_ms(m['within_subject'])} |"
+            f"| {name} | {first} | {_ms(m.get('linear_probe'))} | {_ms(m['within_subject'])} |"
         )
     return "\n".join(lines) + "\n"
 
