@@ -75,7 +75,7 @@ def export_onnx(model: MMMModel, out: str | Path, channels: Sequence[str] | None
     out = Path(out)
     network = model.network if model.is_classifier else _Unified(model.encoder)
     topology = model.encoder.topology
-    x = torch.zeros(2, topology.n_nodes, model.encoder.in_features)
+    x = torch.zeros(2, topology.n_nodes, model.encoder.n_inputs)
     present = torch.ones(2, topology.n_nodes, dtype=torch.bool)
     present[0, 0] = False  # trace the absent-node path too
     inputs, names = (x, present), ["x", "present"]

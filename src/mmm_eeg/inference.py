@@ -117,7 +117,8 @@ class MMMModel:
     def features(
         self, data: EEGData, groups: Sequence[Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-        """Standardised DE windows of ``data`` on the topology, as the model reads them.
+        """The model's input windows of ``data`` on the topology: standardised DE, the signal,
+        or both (the spec's ``tokens``).
 
         Parameters
         ----------
@@ -129,7 +130,7 @@ class MMMModel:
 
         Returns
         -------
-        x : ndarray, shape (n_windows, n_nodes, n_bands), float32
+        x : ndarray, shape (n_windows, n_nodes, n_inputs), float32
         present : ndarray of bool, shape (n_windows, n_nodes)
         windows : DataFrame
             One row per window: ``start_s`` (seconds from the recording's or epoch's start)
@@ -142,10 +143,11 @@ class MMMModel:
                 f"groups has {len(groups)} entries for {len(recordings)} recordings or epochs.",
                 parameter="groups",
             )
-        parts, presents, rows, window_groups = [], [], [], []
+        parts, presents, signals, rows, window_groups = [], [], [], [], []
         for i, recording in enumerate(recordings):
             windows = extract_windows(recording, topology, self.spec.preprocessing)
             parts.append(windows.features)
+            signals.append(windows.signal)
             presents.append(windows.present)
             window_groups += [i if groups is None else groups[i]] * len(windows.features)
             frame = pd.DataFrame({"start_s": windows.start_s.astype(np.float64)})
@@ -159,7 +161,8 @@ class MMMModel:
         x = self.spec.normalizer.fit_transform(
             x, present, None if groups is None else np.asarray(window_groups)
         )
-        return x, present, pd.concat(rows, ignore_index=True)
+        signal = np.concatenate(signals) if self.spec.tokens != "de" else None
+        return self.spec.model_input(x, signal), present, pd.concat(rows, ignore_index=True)
 
     # -- outputs --------------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@
 :class:`OnlineDecoder` turns one window of raw EEG into class probabilities with the model's
 input contract, through the offline route's own window path (:func:`~mmm_eeg.windows.
 map_recording_channels` once, then :func:`~mmm_eeg.windows.window_quality` and
-:func:`~mmm_eeg.windows.checked_de` per window: the same mapping options, quality checks and
-DE), and standardisation with **running statistics** (the moments of every window that passed
-its checks so far, including the current one). A window that fails a check (a NaN burst, a
-flat or saturated electrode) gets no prediction and leaves the statistics as they were.
+:func:`~mmm_eeg.windows.checked_windows` per window: the same mapping options, quality checks,
+DE and signal), and standardisation of DE with **running statistics** (the moments of every
+window that passed its checks so far, including the current one). A window that fails a check
+(a NaN burst, a flat or saturated electrode) gets no prediction and leaves the statistics as
+they were.
 Running statistics need no calibration phase and converge to the recording's own statistics,
 which is what the offline route (``MMMModel.predict``) uses; give ``statistics`` (for instance
 from a calibration recording of the same person) to use fixed ones instead.
@@ -30,7 +31,7 @@ from mmm_eeg.errors import UserInputError
 from mmm_eeg.inference import MMMModel
 from mmm_eeg.model.fixed_montage import compile_for_inference
 from mmm_eeg.normalization import node_moments, standardize
-from mmm_eeg.windows import checked_de, map_recording_channels, window_quality
+from mmm_eeg.windows import checked_windows, map_recording_channels, on_nodes, window_quality
 
 logger = logging.getLogger(__name__)
 
@@ -140,14 +141,16 @@ class OnlineDecoder:
         starts = np.zeros(1, dtype=np.int64)
         bad, reasons = window_quality(data, self.sfreq, starts, config)
         good = np.ones(len(data), dtype=bool)
-        de, failed = checked_de(data, self.sfreq, good, bad, reasons, config)
+        de, signal, failed = checked_windows(data, self.sfreq, good, bad, reasons, config)
         if failed[0]:
             return DecodedWindow(None, str(failed[0]))
-        topology = self.model.encoder.topology
-        x = np.zeros((1, topology.n_nodes, len(config.bands)))
-        present = np.zeros((1, topology.n_nodes), dtype=bool)
-        x[0, self.nodes], present[0, self.nodes] = de[0], True
-        z = self._standardize(x, present)
+        n_nodes = self.model.encoder.topology.n_nodes
+        x = on_nodes(de, self.nodes, good, n_nodes)
+        present = np.zeros((1, n_nodes), dtype=bool)
+        present[0, self.nodes] = True
+        if signal is not None:
+            signal = on_nodes(signal, self.nodes, good, n_nodes)
+        z = self.model.spec.model_input(self._standardize(x, present), signal)
         with torch.no_grad():
             logits = self._network(torch.from_numpy(z), torch.from_numpy(present))
         return DecodedWindow(torch.softmax(logits, -1).numpy()[0], "ok")
@@ -191,7 +194,7 @@ def _network_for(
         present[0, index] = True
         try:
             with torch.no_grad():
-                run(torch.zeros(1, len(present[0]), model.encoder.in_features), present)
+                run(torch.zeros(1, len(present[0]), model.encoder.n_inputs), present)
         except Exception as err:  # any compiler failure: the eager path gives the same output
             logger.warning(
                 "torch.compile failed (%s); decoding without it.", str(err).splitlines()[0]

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+import numpy as np
 
 from mmm_eeg.errors import UserInputError
 from mmm_eeg.normalization import NORMALIZATIONS, Normalization, Normalizer
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
 from mmm_eeg.windows import PreprocessConfig
+
+#: What a node's token is made from: its DE, its signal (:mod:`mmm_eeg.waveforms`), or both.
+Tokens = Literal["de", "raw", "de+raw"]
+TOKENS: tuple[str, ...] = get_args(Tokens)
+_SIGNAL_KEYS = ("signal_rate", "signal_band", "signal_unit_uv")
 
 
 @dataclass(frozen=True)
@@ -32,24 +39,69 @@ class FeatureSpec:
     nodes : tuple of str
         The node order of the feature tensor.
     normalize : str
-        The standardisation (one of ``NORMALIZATIONS``); for new data, the statistics come from
-        the data given (a new recording or subject's own windows).
+        The standardisation of DE (one of ``NORMALIZATIONS``); for new data, the statistics
+        come from the data given (a new recording or subject's own windows). The signal is
+        not standardised (it is in ``signal_unit_uv``).
+    tokens : {"de", "raw", "de+raw"}
+        What each node's input is: its DE (n_bands values), its signal (``signal_samples``
+        values), or both, DE first.
     """
 
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     topology: str = "seed62"
     nodes: tuple[str, ...] = field(default_factory=lambda: UnifiedTopology.default().nodes)
     normalize: Normalization = "recording"
+    tokens: Tokens = "de"
 
     def __post_init__(self) -> None:
         check_option("normalize", self.normalize, NORMALIZATIONS)
+        check_option("tokens", self.tokens, TOKENS)
+        if self.tokens != "de" and self.preprocessing.signal_rate is None:
+            raise UserInputError(
+                f"tokens={self.tokens!r} reads each window's signal, which these features do "
+                "not keep; preprocess with a signal rate (mmm-eeg preprocess --signal-rate 100, "
+                "PreprocessConfig(signal_rate=100)).",
+                parameter="tokens",
+            )
 
     @classmethod
     def of(
-        cls, topology: UnifiedTopology, preprocessing: PreprocessConfig, normalize: str
+        cls,
+        topology: UnifiedTopology,
+        preprocessing: PreprocessConfig,
+        normalize: str,
+        tokens: str = "de",
     ) -> FeatureSpec:
         """The spec of features made with ``preprocessing`` on ``topology``."""
-        return cls(preprocessing, topology.name, topology.nodes, normalize)  # type: ignore[arg-type]
+        return cls(preprocessing, topology.name, topology.nodes, normalize, tokens)  # type: ignore[arg-type]
+
+    @property
+    def n_bands(self) -> int:
+        """DE values per node in the input (0 for signal tokens)."""
+        return len(self.preprocessing.bands) if "de" in self.tokens.split("+") else 0
+
+    @property
+    def signal_samples(self) -> int:
+        """Signal samples per node in the input (0 for DE tokens)."""
+        if self.tokens == "de":
+            return 0
+        return self.preprocessing.signal_samples or 0
+
+    @property
+    def n_inputs(self) -> int:
+        """Values per node of the model's input."""
+        return self.n_bands + self.signal_samples
+
+    def model_input(self, de: np.ndarray, signal: np.ndarray | None) -> np.ndarray:
+        """The model's input (windows, nodes, n_inputs) from standardised DE and the signal
+        (windows, nodes, samples): :func:`token_input` of ``tokens``."""
+        if self.tokens != "de" and signal is None:
+            raise UserInputError(
+                f"The model reads {self.tokens!r} tokens, from each window's signal, and these "
+                "windows have none; preprocess with the model's signal rate "
+                f"(--signal-rate {self.preprocessing.signal_rate:g})."
+            )
+        return token_input(self.tokens, de, signal)
 
     @property
     def normalizer(self) -> Normalizer:
@@ -63,6 +115,7 @@ class FeatureSpec:
             "topology": self.topology,
             "nodes": list(self.nodes),
             "normalize": self.normalize,
+            "tokens": self.tokens,
         }
 
     @classmethod
@@ -73,6 +126,7 @@ class FeatureSpec:
             values["topology"],
             tuple(values["nodes"]),
             values["normalize"],
+            values.get("tokens", "de"),  # specs written before raw tokens
         )
 
     def check_features(self, other: FeatureSpec, what: str = "the data") -> None:
@@ -84,10 +138,12 @@ class FeatureSpec:
             Naming each setting that differs, with the model's value and ``what``'s.
         """
         ours, theirs = self.preprocessing.to_dict(), other.preprocessing.to_dict()
+        # A DE model reads no signal: how (or whether) the data keep it does not matter.
+        skip = _SIGNAL_KEYS if self.tokens == "de" else ()
         differences = [
             f"{key}: model {ours[key]!r}, {what} {theirs.get(key)!r}"
             for key in ours
-            if ours[key] != theirs.get(key)
+            if ours[key] != theirs.get(key) and key not in skip
         ]
         if (self.topology, self.nodes) != (other.topology, other.nodes):
             differences.append(f"topology: model {self.topology!r}, {what} {other.topology!r}")
@@ -98,3 +154,16 @@ class FeatureSpec:
                 + ". Preprocess the recordings with the model's settings "
                 "(they are in its config.json under feature_spec)."
             )
+
+
+def token_input(tokens: str, de: np.ndarray, signal: np.ndarray | None) -> np.ndarray:
+    """Per node, what ``tokens`` reads: DE, the signal, or both side by side (float32)."""
+    if tokens == "de":
+        return np.asarray(de, dtype=np.float32)
+    if signal is None:
+        raise ValueError(f"tokens={tokens!r} needs the windows' signal.")
+    if tokens == "raw":
+        return np.asarray(signal, dtype=np.float32)
+    out = np.empty((*de.shape[:-1], de.shape[-1] + signal.shape[-1]), dtype=np.float32)
+    out[..., : de.shape[-1]], out[..., de.shape[-1] :] = de, signal
+    return out

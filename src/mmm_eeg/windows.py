@@ -39,6 +39,7 @@ from mmm_eeg.io.seed import FeatureTrial
 from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM, ChannelMapping
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option, check_range
+from mmm_eeg.waveforms import check_signal_settings, signal_samples, signal_windows
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ class PreprocessConfig:
     bipolar : {"exclude", "midpoint"}
         Bipolar derivations (TUH's TCP montage ``FP1-F7``): left out, or each fed to the node
         nearest the midpoint of its two electrodes.
+    signal_rate : float | None
+        Also keep each window's signal at this rate (Hz), band-limited, for raw-token models
+        (see mmm_eeg.waveforms); None: DE only.
+    signal_band : (low, high)
+        Pass band of the kept signal in Hz.
+    signal_unit_uv : float
+        Unit of the kept signal in microvolts.
     """
 
     window: float = 1.0
@@ -86,9 +94,15 @@ class PreprocessConfig:
     lds: bool = False
     tolerance_mm: float = DEFAULT_TOLERANCE_MM
     bipolar: Literal["exclude", "midpoint"] = "exclude"
+    signal_rate: float | None = None
+    signal_band: tuple[float, float] = (1.0, 45.0)
+    signal_unit_uv: float = 100.0
 
     def __post_init__(self) -> None:
         check_option("bipolar", self.bipolar, ("exclude", "midpoint"))
+        object.__setattr__(self, "signal_band", tuple(float(f) for f in self.signal_band))
+        if self.signal_rate is not None:
+            check_signal_settings(self.signal_rate, self.signal_band, self.signal_unit_uv)
         check_option("reference", self.reference, ("none", "average"))
         check_option("method", self.method, DE_METHODS)
         check_range("tolerance_mm", self.tolerance_mm, low=0, low_open=True)
@@ -97,7 +111,13 @@ class PreprocessConfig:
         """JSON-ready form."""
         out = asdict(self)
         out["bands"] = [list(b) for b in self.bands]
+        out["signal_band"] = list(self.signal_band)
         return out
+
+    @property
+    def signal_samples(self) -> int | None:
+        """Samples of a window's kept signal (None: no signal kept)."""
+        return None if self.signal_rate is None else signal_samples(self.window, self.signal_rate)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> PreprocessConfig:
@@ -125,6 +145,9 @@ class WindowSet:
         Windows dropped, by reason.
     absent_channels : dict of str to str
         Mapped channels left out for the whole recording, with the reason.
+    signal : ndarray, shape (n_windows, n_nodes, n_samples), float32 | None
+        Each window's signal (:mod:`mmm_eeg.waveforms`) when the config keeps it; absent
+        nodes are zero.
     """
 
     features: np.ndarray
@@ -133,6 +156,7 @@ class WindowSet:
     labels: list[str | None]
     dropped: dict[str, int] = field(default_factory=dict)
     absent_channels: dict[str, str] = field(default_factory=dict)
+    signal: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -197,7 +221,7 @@ def extract_windows(
             "Check the file's units and content."
         )
     good = ~channel_bad
-    de, failed = checked_de(data, sfreq, good, bad, reasons, config)
+    de, signal, failed = checked_windows(data, sfreq, good, bad, reasons, config)
     window_bad = failed != ""
     dropped = Counter(failed[window_bad])
 
@@ -212,11 +236,24 @@ def extract_windows(
     kept_labels = [labels[w] for w in np.flatnonzero(keep)]
     if config.lds and len(de):
         de = lds_smooth(de, _runs(kept_labels, start_s[keep], config))
-    features = np.zeros((len(de), topology.n_nodes, len(config.bands)), dtype=np.float32)
-    features[:, nodes[good]] = de[:, good]
+    features = on_nodes(de, nodes[good], good, topology.n_nodes)
     present = np.zeros((len(de), topology.n_nodes), dtype=bool)
     present[:, nodes[good]] = True
-    return WindowSet(features, present, start_s[keep], kept_labels, dict(dropped), absent_channels)
+    if signal is not None:
+        signal = on_nodes(signal[keep], nodes[good], good, topology.n_nodes)
+    return WindowSet(
+        features, present, start_s[keep], kept_labels, dict(dropped), absent_channels, signal
+    )
+
+
+def on_nodes(
+    values: np.ndarray, nodes: np.ndarray, channels: np.ndarray, n_nodes: int
+) -> np.ndarray:
+    """(windows, channels, k) values of the mapped ``channels`` placed on their topology
+    ``nodes``: (windows, n_nodes, k) float32, zero elsewhere."""
+    out = np.zeros((len(values), n_nodes, values.shape[-1]), dtype=np.float32)
+    out[:, nodes] = values[:, channels]
+    return out
 
 
 def map_recording_channels(
@@ -249,15 +286,15 @@ def window_quality(
     return _window_quality(data, starts, round(config.window * sfreq), config)
 
 
-def checked_de(
+def checked_windows(
     data: np.ndarray,
     sfreq: float,
     good: np.ndarray,
     bad: np.ndarray,
     reasons: np.ndarray,
     config: PreprocessConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """DE of every window, and why each window fails its checks.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """DE (and signal, when the config keeps it) of every window, and why each window fails.
 
     The one window path: :func:`extract_windows` (a whole recording) and the online decoder
     (one window of a stream) both call it. ``good`` marks the channels used; the average
@@ -268,6 +305,9 @@ def checked_de(
     -------
     de : ndarray, shape (n_windows, n_channels, n_bands)
         Failed windows' values are meaningless (non-finite samples were zeroed for the filter).
+    signal : ndarray, shape (n_windows, n_channels, n_samples) | None
+        Each window's signal (:func:`mmm_eeg.waveforms.signal_windows`) when
+        ``config.signal_rate`` is set.
     failed : ndarray of str, shape (n_windows,)
         ``""`` for a window that passes, else the first failed check (``"non-finite samples"``,
         ``"flat signal"``, ``"amplitude above limit"``).
@@ -279,7 +319,15 @@ def checked_de(
         failed[w] = _first_reason(reasons[good], w)
     clean = np.where(np.isfinite(data), data, 0.0)  # failed windows only; keeps filters finite
     de = differential_entropy(clean, sfreq, config.bands, config.window, config.step, config.method)
-    return de, failed
+    signal = None
+    if config.signal_rate is not None:
+        starts = window_starts(clean.shape[1], sfreq, config.window, config.step)
+        length = round(config.window * sfreq)
+        signal = signal_windows(
+            clean, sfreq, starts, length, config.signal_rate, config.signal_band,
+            config.signal_unit_uv,
+        )  # fmt: skip
+    return de, signal, failed
 
 
 def feature_windows(trial: FeatureTrial, topology: UnifiedTopology, lds: bool = False) -> WindowSet:

@@ -6,6 +6,8 @@ Layout of a corpus folder::
                             the list of committed table parts (written last, atomically)
     data.zarr/features      (windows, n_nodes, n_bands) float32 or float16, chunked on windows
     data.zarr/present       (windows, n_nodes) bool
+    data.zarr/signal        (windows, n_nodes, n_samples) float16, only when preprocessing kept
+                            each window's signal (``signal_rate``; format version 2)
     index/part-NNNNN.parquet       one row per window: dataset, recording, subject, session,
                                    label, start_s, plus the manifest's other columns
     recordings/part-NNNNN.parquet  one row per recording: offset, n_windows, per-band mean and
@@ -33,7 +35,8 @@ from mmm_eeg.errors import UserInputError
 from mmm_eeg.windows import PreprocessConfig
 
 FORMAT = "mmm-eeg-corpus"
-VERSION = 1
+#: 2: the optional signal array (version-1 corpora read as before).
+VERSION = 2
 INDEX_COLUMNS = ("dataset", "recording", "subject", "session", "label", "start_s")
 
 

@@ -17,9 +17,9 @@ from mmm_eeg.corpus.format import (
     stores,
 )
 from mmm_eeg.corpus.statistics import CorpusStatistics
-from mmm_eeg.errors import READ_ERRORS
+from mmm_eeg.errors import READ_ERRORS, UserInputError
 from mmm_eeg.normalization import Normalization
-from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.spec import FeatureSpec, token_input
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.windows import PreprocessConfig
 
@@ -112,6 +112,8 @@ class Corpus:
         Chunked, lazily read DE features (as stored: not normalised).
     present : CommittedArray of bool, shape (n_windows, n_nodes)
         Which nodes each window has.
+    signal : CommittedArray, shape (n_windows, n_nodes, n_samples) | None
+        Each window's signal (float16, in ``config.signal_unit_uv``) when preprocessing kept it.
     statistics : CorpusStatistics
         The standardisation statistics of its windows (per recording or subject, per band or
         node), computed once and kept.
@@ -130,26 +132,29 @@ class Corpus:
         self.meta = read_meta(self.path)
         self.topology = UnifiedTopology.from_config(self.meta["topology"])
         self.config = PreprocessConfig.from_dict(self.meta["preprocessing"])
-        features, present, counts = [], [], []
+        features, present, signal, counts = [], [], [], []
         for store in stores(self.meta):
             try:
                 group = zarr.open_group(self.path / store["path"], mode="r")
                 features.append(group["features"])
                 present.append(group["present"])
+                if self.config.signal_rate is not None:
+                    signal.append(group["signal"])
             except READ_ERRORS as err:  # what zarr raises for missing or damaged stores
                 raise CorpusFormatError(
                     f"{self.path}: the {store['path']} store is damaged or missing ({err})."
                 ) from err
             n = store["n_windows"]
-            if features[-1].shape[0] < n or present[-1].shape[0] < n:
+            held = min(a[-1].shape[0] for a in (features, present, signal) if a)
+            if held < n:
                 raise CorpusFormatError(
                     f"{self.path}: corpus.json promises {n} windows in {store['path']} but it "
-                    f"holds {min(features[-1].shape[0], present[-1].shape[0])}; the corpus is "
-                    "damaged. Rebuild it."
+                    f"holds {held}; the corpus is damaged. Rebuild it."
                 )
             counts.append(n)
         self.features = CommittedArray(features, counts)
         self.present = CommittedArray(present, counts)
+        self.signal = CommittedArray(signal, counts) if signal else None
         self._index: pd.DataFrame | None = None
         self._recordings: pd.DataFrame | None = None
         self.statistics = CorpusStatistics(self)
@@ -165,9 +170,11 @@ class Corpus:
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r}, windows={len(self)}, recordings={len(self.recordings)})"
 
-    def feature_spec(self, normalize: Normalization = "recording") -> FeatureSpec:
-        """The input contract of features read from this corpus with ``normalize``."""
-        return FeatureSpec.of(self.topology, self.config, normalize)
+    def feature_spec(
+        self, normalize: Normalization = "recording", tokens: str = "de"
+    ) -> FeatureSpec:
+        """The input contract of ``tokens`` read from this corpus with ``normalize``."""
+        return FeatureSpec.of(self.topology, self.config, normalize, tokens)
 
     @property
     def bands(self) -> list[str]:
@@ -221,9 +228,31 @@ class Corpus:
         return np.flatnonzero(keep)
 
     def read(
-        self, rows: np.ndarray, normalize: Normalization = "recording"
+        self, rows: np.ndarray, normalize: Normalization = "recording", tokens: str = "de"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised features and present masks of some windows (random access)."""
+        """Model inputs and present masks of some windows (random access).
+
+        The inputs are what ``tokens`` reads (:func:`~mmm_eeg.spec.token_input`): DE
+        standardised with ``normalize``, the signal as stored, or both.
+        """
         rows = np.asarray(rows)
         present = self.present[rows]
-        return self.statistics.standardize(self.features[rows], present, rows, normalize), present
+        de = self.statistics.standardize(self.features[rows], present, rows, normalize)
+        return token_input(tokens, de, self.signal_of(rows, tokens)), present
+
+    def signal_of(self, rows: np.ndarray | slice, tokens: str = "raw") -> np.ndarray | None:
+        """The stored signal of some windows when ``tokens`` reads it (None for DE tokens).
+
+        Raises
+        ------
+        UserInputError
+            When ``tokens`` reads the signal and the corpus keeps none.
+        """
+        if tokens == "de":
+            return None
+        if self.signal is None:
+            raise UserInputError(
+                f"{self.path} keeps no signal, which {tokens!r} tokens read; preprocess the "
+                "recordings again with a signal rate (mmm-eeg preprocess --signal-rate 100)."
+            )
+        return self.signal[rows]

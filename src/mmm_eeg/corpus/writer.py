@@ -23,6 +23,9 @@ from mmm_eeg.validation import check_option
 from mmm_eeg.windows import PreprocessConfig, WindowSet
 
 logger = logging.getLogger(__name__)
+#: Windows per stored chunk of a corpus that keeps the signal (a window holds 20x the values
+#: of its DE; 62 nodes x 100 samples x 1024 windows: 12 MB per chunk before compression).
+SIGNAL_CHUNK = 1024
 
 try:
     import fcntl
@@ -100,10 +103,13 @@ class CorpusWriter:
                 )
             group = zarr.open_group(self.path / "data.zarr", mode="r+")
             self.features, self.present = group["features"], group["present"]
+            self.signal = group["signal"] if config.signal_rate is not None else None
             self._discard_uncommitted()
         else:
             group = zarr.open_group(self.path / "data.zarr", mode="w", zarr_format=3)
             n_nodes, n_bands = topology.n_nodes, len(config.bands)
+            if config.signal_rate is not None:  # one chunking for all arrays: aligned reads
+                chunk_windows = min(chunk_windows, SIGNAL_CHUNK)
             self.features = group.create_array(
                 "features", shape=(0, n_nodes, n_bands), chunks=(chunk_windows, n_nodes, n_bands),
                 dtype=dtype,
@@ -111,6 +117,14 @@ class CorpusWriter:
             self.present = group.create_array(
                 "present", shape=(0, n_nodes), chunks=(chunk_windows, n_nodes), dtype=bool
             )
+            self.signal = None
+            if config.signal_samples is not None:
+                # float16 of signal_unit_uv units (3 significant digits, range far beyond EEG)
+                n = config.signal_samples
+                self.signal = group.create_array(
+                    "signal", shape=(0, n_nodes, n), chunks=(chunk_windows, n_nodes, n),
+                    dtype="float16",
+                )  # fmt: skip
             self.meta = {
                 "format": FORMAT, "version": VERSION, **settings,
                 "n_windows": 0, "index_parts": [], "recording_parts": [],
@@ -131,6 +145,8 @@ class CorpusWriter:
             logger.info("Discarding %d uncommitted windows", self.features.shape[0] - n)
             self.features.resize((n, *self.features.shape[1:]))
             self.present.resize((n, *self.present.shape[1:]))
+        if self.signal is not None and self.signal.shape[0] != n:
+            self.signal.resize((n, *self.signal.shape[1:]))
         listed = set(self.meta["index_parts"]) | set(self.meta["recording_parts"])
         for folder in ("index", "recordings"):
             for part in (self.path / folder).glob("*"):
@@ -143,6 +159,12 @@ class CorpusWriter:
         """Queue one recording's windows (committed in batches; see ``commit_windows``)."""
         if recording_id in self.done or any(r == recording_id for r, _, _ in self._pending):
             raise ValueError(f"Recording {recording_id!r} is already in the corpus.")
+        if self.signal is not None and windows.signal is None:
+            raise UserInputError(
+                f"{recording_id}: the corpus keeps each window's signal, and these windows have "
+                "none (ready-made features, or windows made without signal_rate); write them to "
+                "a corpus without a signal rate."
+            )
         self._pending.append((recording_id, dict(meta), windows))
         if sum(len(w) for _, _, w in self._pending) >= self.commit_windows:
             self.commit()
@@ -161,6 +183,10 @@ class CorpusWriter:
         if len(features):
             self.features[n:total] = features
             self.present[n:total] = present
+        if self.signal is not None:
+            self.signal.resize((total, *self.signal.shape[1:]))
+            if len(features):
+                self.signal[n:total] = np.concatenate([w.signal for w in sets]).astype("float16")
         index_rows, recording_rows, offset = [], [], n
         bands = [b[0] for b in self.meta["preprocessing"]["bands"]]
         for recording_id, meta, w in self._pending:

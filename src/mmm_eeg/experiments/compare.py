@@ -43,6 +43,7 @@ from mmm_eeg.inference import run_windows
 from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
 from mmm_eeg.model.loading import resolve_model
 from mmm_eeg.normalization import Normalizer, node_moments, standardize
+from mmm_eeg.spec import token_input
 from mmm_eeg.train.finetune import input_normalization
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
@@ -201,8 +202,9 @@ def _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir, skippe
 
         def tokens(encoder=encoder, normalize=normalize):
             if trait:
-                return _fitted_tokens(encoder, x_raw, present, rows, seed)
-            x, _ = corpus.read(rows, normalize)  # type: ignore[arg-type]
+                signal = corpus.signal_of(rows, encoder.tokens)
+                return _fitted_tokens(encoder, x_raw, present, rows, seed, signal)
+            x, _ = corpus.read(rows, normalize, encoder.tokens)  # type: ignore[arg-type]
             matrix = _tokens(encoder, x, present, seed)
             return lambda fold: matrix
 
@@ -252,15 +254,17 @@ def _tokens(encoder: MMMEncoder, x: np.ndarray, present: np.ndarray, seed: int) 
     return tokens.reshape(len(tokens), -1)
 
 
-def _fitted_tokens(encoder, x_raw, present, rows, seed):
-    """Tokens of windows standardised per node and band with one training fold's statistics."""
+def _fitted_tokens(encoder, x_raw, present, rows, seed, signal):
+    """Tokens of windows whose DE is standardised per node and band with one training fold's
+    statistics (the signal, for raw tokens, as stored)."""
     normalizer = Normalizer("subject", "node")  # its statistics(): per node and band
     position = {r: i for i, r in enumerate(rows)}
 
     def features(fold: Fold) -> np.ndarray:
         train = [position[r] for r in np.concatenate([fold.train, fold.val])]
         mean, std = normalizer.statistics(*node_moments(x_raw[train], present[train]))
-        return _tokens(encoder, standardize(x_raw, present, mean, std), present, seed)
+        x = token_input(encoder.tokens, standardize(x_raw, present, mean, std), signal)
+        return _tokens(encoder, x, present, seed)
 
     return features
 

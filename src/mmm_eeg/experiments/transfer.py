@@ -65,6 +65,7 @@ from mmm_eeg.train.metrics import per_subject_balanced_accuracy
 from mmm_eeg.train.pretrain import pretrain, training_summary
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
+from mmm_eeg.windows import PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -297,10 +298,13 @@ def run_transfer_benchmark(
     return result
 
 
-def benchmark_corpus(data: Path, out: Path) -> tuple[Corpus, list[str]]:
-    """The corpus of ``data`` in ``out/corpus`` (built once, reused) and its downstream subjects."""
+def benchmark_corpus(
+    data: Path, out: Path, config: PreprocessConfig | None = None
+) -> tuple[Corpus, list[str]]:
+    """The corpus of ``data`` in ``out/corpus`` (built once, reused) and its downstream subjects
+    (``config``: the preprocessing, default :class:`PreprocessConfig`)."""
     sources, skipped = discover_sources([data], events="T0,T1,T2")
-    build_corpus(sources, out / "corpus", skipped=skipped)
+    build_corpus(sources, out / "corpus", config=config, skipped=skipped)
     corpus = Corpus(out / "corpus")
     subjects = [s for s in DOWNSTREAM if s in set(corpus.index["subject"].astype(str))]
     if len(subjects) < 4:
@@ -369,7 +373,7 @@ def frozen_tokens(
     encoder.eval()
     out = []
     for start in range(0, len(rows), 512):
-        x, present = corpus.read(rows[start : start + 512], config.normalize)  # type: ignore[arg-type]
+        x, present = corpus.read(rows[start : start + 512], config.normalize, encoder.tokens)  # type: ignore[arg-type]
         tokens = encoder.unified(torch.from_numpy(x), torch.from_numpy(present))
         out.append(tokens.reshape(len(tokens), -1).numpy())
     return np.concatenate(out)

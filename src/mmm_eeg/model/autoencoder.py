@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.model.encoder import MMMEncoder, token_encoding
 from mmm_eeg.model.layers import Block
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
@@ -14,10 +16,21 @@ from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
+#: What a masked node's reconstruction is compared with: its DE, its signal standardised
+#: per window, or the log-amplitude spectrum of its signal.
+TARGETS = ("de", "waveform", "spectrum")
+
+
+def default_targets(tokens: str) -> dict[str, float]:
+    """Loss weights by default: DE for DE tokens, waveform and spectrum for the signal."""
+    weights = {"de": 1.0} if "de" in tokens.split("+") else {}
+    if tokens != "de":
+        weights |= {"waveform": 1.0, "spectrum": 1.0}
+    return weights
 
 
 class MMMAutoencoder(PretrainedMixin, nn.Module):
-    """Masked autoencoder over DE features (MMM pretraining).
+    """Masked autoencoder over node tokens (MMM pretraining).
 
     The decoder has the encoder's width, block type and hierarchy mask. It receives the
     encoder's tokens with every channel token replaced by a learned mask token (re-masked) and
@@ -38,6 +51,11 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         MSE over masked present nodes (default) or over all present nodes.
     feature_spec : FeatureSpec | None
         The input contract it is pretrained on; None: the encoder's.
+    targets : mapping of str to float | None
+        Loss weight of each reconstruction target (keys from ``TARGETS``; each target's error
+        is the mean over its values): ``"de"`` (DE tokens), ``"waveform"`` (the signal,
+        standardised per node and window) and ``"spectrum"`` (its log-amplitude spectrum),
+        the latter two for raw tokens. None: :func:`default_targets` of the encoder's tokens.
     """
 
     def __init__(
@@ -47,6 +65,7 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         head: Literal["linear", "mlp"] = "linear",
         loss_on: LossOn = "masked",
         feature_spec: FeatureSpec | None = None,
+        targets: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.feature_spec = feature_spec if feature_spec is not None else encoder.feature_spec
@@ -64,7 +83,15 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(dim)
-        out = encoder.in_features
+        self.targets = self._check_targets(encoder, targets)
+        widths = {"de": encoder.in_features, "waveform": encoder.signal_samples,
+                  "spectrum": encoder.signal_samples // 2 + 1}  # fmt: skip
+        # Per output column: its target's weight over its width (a weighted mean per target).
+        column_weight = torch.cat(
+            [torch.full((widths[k],), w / widths[k]) for k, w in self.targets.items()]
+        )
+        self.register_buffer("column_weight", column_weight, persistent=False)
+        out = len(column_weight)
         self.head = (
             nn.Linear(dim, out)
             if head == "linear"
@@ -72,13 +99,47 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         )
         self.n_nodes = n_nodes
 
+    @staticmethod
+    def _check_targets(encoder: MMMEncoder, targets: Mapping[str, float] | None) -> dict:
+        targets = default_targets(encoder.tokens) if targets is None else dict(targets)
+        usable = list(default_targets(encoder.tokens))
+        wrong = sorted(set(targets) - set(usable))
+        if wrong or not targets or min(targets.values()) < 0 or sum(targets.values()) <= 0:
+            raise UserInputError(
+                f"targets {targets} do not suit an encoder of {encoder.tokens!r} tokens: give "
+                f"non-negative weights, not all zero, for some of {usable}.",
+                parameter="targets",
+            )
+        return {k: float(targets[k]) for k in TARGETS if targets.get(k, 0) > 0}
+
+    def reconstruction_target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head predicts for each node, (batch, n_nodes, width): the targets' values
+        side by side, in ``TARGETS`` order."""
+        encoder = self.encoder
+        signal = x[..., x.shape[-1] - encoder.signal_samples :]
+        parts = []
+        for name in self.targets:
+            if name == "de":
+                parts.append(x[..., : encoder.in_features])
+            elif name == "waveform":
+                mean, std = signal.mean(-1, keepdim=True), signal.std(-1, keepdim=True)
+                parts.append((signal - mean) / (std + 1e-6))
+            else:
+                parts.append(encoder.patch_embed.spectrum(signal))
+        return torch.cat(parts, dim=-1)
+
+    def node_error(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The weighted squared error per node, (batch, n_nodes)."""
+        return ((prediction - target) ** 2 * self.column_weight.to(target.dtype)).sum(-1)
+
     def forward(
         self,
         x: torch.Tensor,
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Reconstruct every node's features, shape (batch, n_nodes, in_features)."""
+        """Reconstruct every node's targets, shape (batch, n_nodes, width)
+        (:meth:`reconstruction_target`)."""
         tokens, mask = self.encoder.encode(x, present, masked)
         n = self.n_nodes
         nodes = self.mask_token.expand(x.shape[0], n, -1)
@@ -103,14 +164,15 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean squared error of the reconstruction, and the reconstruction.
 
-        The mean runs over the features of masked present nodes (``loss_on="masked"``) or of all
-        present nodes (``"all"``); a batch with no such node gives a zero loss.
+        Per node, the targets' weighted errors (:meth:`node_error`); the mean runs over masked
+        present nodes (``loss_on="masked"``) or all present nodes (``"all"``); a batch with no
+        such node gives a zero loss.
         """
         prediction = self(x, present, masked)
         weight = torch.ones_like(masked, dtype=x.dtype) if present is None else present.to(x.dtype)
         if self.loss_on == "masked":
             weight = weight * masked.to(x.dtype)
-        error = ((prediction - x) ** 2).mean(dim=-1)
+        error = self.node_error(prediction, self.reconstruction_target(x))
         return (error * weight).sum() / weight.sum().clamp(min=1.0), prediction
 
     def config(self) -> dict[str, Any]:
@@ -119,6 +181,7 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
             "decoder_depth": self.decoder_depth,
             "head": self.head_type,
             "loss_on": self.loss_on,
+            "targets": self.targets,
         }
 
     @classmethod
@@ -126,6 +189,12 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         check_config(config, {"decoder_depth": (int, 1, 256)})
         spec = config.get("feature_spec")
         encoder = MMMEncoder._from_config({**config["encoder"], "feature_spec": spec})
+        targets = config.get("targets")  # None (configs before raw tokens): the defaults
+        if targets is not None and not (
+            isinstance(targets, dict) and all(isinstance(v, int | float) for v in targets.values())
+        ):
+            raise UserInputError(f"config 'targets' must map names to weights, got {targets!r}.")
         return cls(
-            encoder, config["decoder_depth"], config["head"], config["loss_on"], spec_in(config)
-        )
+            encoder, config["decoder_depth"], config["head"], config["loss_on"], spec_in(config),
+            targets,
+        )  # fmt: skip

@@ -15,7 +15,8 @@ from mmm_eeg.model.fixed_montage import FixedMontageEncoder
 from mmm_eeg.model.layers import Block, BlockType
 from mmm_eeg.model.pos_embed import PositionKind, position_encoding
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
-from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.model.tokens import SignalEmbedding
+from mmm_eeg.spec import TOKENS, FeatureSpec, Tokens
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option, check_range
 
@@ -39,9 +40,10 @@ def noise_seed(seed: int) -> Iterator[None]:
 class MMMEncoder(PretrainedMixin, nn.Module):
     """Topology-agnostic EEG encoder (MMM, Yi et al., NeurIPS 2023).
 
-    Tokens: one per topology node (its DE features through one linear embedding), one per region
-    (a learnable vector in DE space through the same embedding), and a class token. Position
-    encodings are added after the embedding; attention follows the topology's hierarchy mask.
+    Tokens: one per topology node (its DE features through one linear embedding, or its signal
+    through :class:`~mmm_eeg.model.tokens.SignalEmbedding`), one per region (a learnable vector
+    in input space through the same embedding), and a class token. Position encodings are added
+    after the embedding; attention follows the topology's hierarchy mask.
 
     Parameters
     ----------
@@ -56,7 +58,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
     mlp_ratio : float
         MLP hidden width as a multiple of ``dim``.
     in_features : int
-        Features per node (5 DE bands).
+        DE values per node (5 bands); unused by ``tokens="raw"``.
     pos_encoding : {"2d", "1d", "3d", "spherical"}
         Initial value of the trainable position embedding (see :mod:`mmm_eeg.model.pos_embed`).
     absent : {"exclude", "zero", "noise"}
@@ -72,6 +74,11 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         attends to every present node), the ablation's "no hierarchy".
     feature_spec : FeatureSpec | None
         The input contract of the features the weights learned from (saved with the model).
+    tokens : {"de", "raw", "de+raw"}
+        A node's input: its DE (``in_features`` values), its signal (``signal_samples``), or
+        both, DE first (see :attr:`n_inputs`).
+    signal_samples : int
+        Signal samples per node (raw tokens).
 
     Attributes
     ----------
@@ -96,9 +103,24 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         block: BlockType = "reference",
         hierarchy: bool = True,
         feature_spec: FeatureSpec | None = None,
+        tokens: Tokens = "de",
+        signal_samples: int = 0,
     ) -> None:
         super().__init__()
         check_option("absent", absent, ABSENT_POLICIES)
+        check_option("tokens", tokens, TOKENS)
+        if tokens != "de":
+            check_range("signal_samples", signal_samples, low=8)
+        self.tokens, self.signal_samples = tokens, int(signal_samples) if tokens != "de" else 0
+        if feature_spec is not None and (feature_spec.tokens, feature_spec.signal_samples) != (
+            tokens,
+            self.signal_samples,
+        ):
+            raise UserInputError(
+                f"The encoder reads {tokens!r} tokens ({self.signal_samples} signal samples); "
+                f"its feature spec says {feature_spec.tokens!r} "
+                f"({feature_spec.signal_samples}). Build the spec with the encoder's tokens."
+            )
         self.feature_spec = feature_spec
         check_range("depth", depth, low=1)
         self.topology = topology or UnifiedTopology.default()
@@ -108,9 +130,13 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         self.hierarchy = bool(hierarchy)
         self.load_report = None
 
-        self.patch_embed = nn.Linear(in_features, dim)
+        if tokens == "de":  # the reference's embedding (its checkpoint keys)
+            self.patch_embed: nn.Module = nn.Linear(in_features, dim)
+        else:
+            bands = in_features if tokens == "de+raw" else 0
+            self.patch_embed = SignalEmbedding(self.signal_samples, dim, bands)
         if self.hierarchy:
-            regions = torch.randn(1, self.topology.n_regions, in_features) * 0.02
+            regions = torch.randn(1, self.topology.n_regions, self.n_inputs) * 0.02
             self.region_tokens = nn.Parameter(regions)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = token_encoding(self.topology, dim, pos_encoding, self.hierarchy)
@@ -126,6 +152,11 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         else:
             mask = torch.zeros(self.n_tokens, self.n_tokens, dtype=torch.bool)
         self.register_buffer("attn_mask", mask, persistent=False)
+
+    @property
+    def n_inputs(self) -> int:
+        """Values per node of the input: DE bands, signal samples, or both."""
+        return self.patch_embed.in_features
 
     @property
     def n_tokens(self) -> int:
@@ -149,9 +180,9 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         shape (n_tokens, n_tokens), or (B, 1, n_tokens, n_tokens) when absent nodes are excluded.
         """
         n = self.topology.n_nodes
-        if x.ndim != 3 or x.shape[1:] != (n, self.in_features):
+        if x.ndim != 3 or x.shape[1:] != (n, self.n_inputs):
             raise ValueError(
-                f"x must have shape (batch, {n}, {self.in_features}) in topology node order, "
+                f"x must have shape (batch, {n}, {self.n_inputs}) in topology node order, "
                 f"got {tuple(x.shape)}; map channels with UnifiedTopology.map_channels first."
             )
         blocked = self.attn_mask
@@ -188,12 +219,12 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Encode DE features.
+        """Encode windows.
 
         Parameters
         ----------
-        x : Tensor, shape (batch, n_nodes, in_features)
-            Features in topology node order.
+        x : Tensor, shape (batch, n_nodes, n_inputs)
+            Features in topology node order (DE, signal, or both: :attr:`n_inputs`).
         present : Tensor of bool, shape (batch, n_nodes) | None
             Nodes the recording has (None: all).
         masked : Tensor of bool, shape (batch, n_nodes) | None
@@ -264,20 +295,25 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             "absent": self.absent,
             "block": self.block,
             "hierarchy": self.hierarchy,
+            "tokens": self.tokens,
+            "signal_samples": self.signal_samples,
         }
 
     @classmethod
     def _from_config(cls, config: dict[str, Any]) -> MMMEncoder:
+        # configs saved before these switches
+        config = {"hierarchy": True, "tokens": "de", "signal_samples": 0, **config}
         limits = {"dim": (int, 1, 8192), "depth": (int, 1, 256), "heads": (int, 1, 512),
-                  "mlp_ratio": ((int, float), 0.01, 64), "in_features": (int, 1, 4096)}  # fmt: skip
+                  "mlp_ratio": ((int, float), 0.01, 64), "in_features": (int, 1, 4096),
+                  "signal_samples": (int, 0, 1 << 16)}  # fmt: skip
         check_config(config, limits)
         if config["dim"] % config["heads"]:
             raise UserInputError(
                 f"config heads={config['heads']} does not divide dim={config['dim']}."
             )
         kwargs = {k: config[k] for k in ("dim", "depth", "heads", "mlp_ratio", "in_features",
-                                         "pos_encoding", "absent", "block")}  # fmt: skip
-        kwargs["hierarchy"] = config.get("hierarchy", True)  # configs saved before the switch
+                                         "pos_encoding", "absent", "block", "hierarchy",
+                                         "tokens", "signal_samples")}  # fmt: skip
         topology = UnifiedTopology.from_config(config["topology"])
         return cls(topology=topology, feature_spec=spec_in(config), **kwargs)
 
@@ -288,6 +324,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             "mlp_ratio": self.mlp_ratio, "in_features": self.in_features,
             "pos_encoding": self.pos_encoding, "absent": self.absent, "block": self.block,
             "hierarchy": self.hierarchy, "feature_spec": self.feature_spec,
+            "tokens": self.tokens, "signal_samples": self.signal_samples,
         }  # fmt: skip
 
     def replace(self, **changes: Any) -> MMMEncoder:

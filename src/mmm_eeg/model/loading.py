@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,20 +198,28 @@ def load_encoder(
     of :func:`resolve_model` of ``init``. The absent-node policy is ``absent`` (it holds no
     weights); None keeps the source's own (``"exclude"`` for a new encoder). ``dim``,
     ``depth``, ``heads``, ``pos_encoding`` and ``hierarchy`` shape a new encoder; a saved one
-    keeps its own. ``feature_spec``: the features it will be trained on (None: the source's).
+    keeps its own. ``feature_spec``: the features it will be trained on (None: the source's);
+    a new encoder reads its ``tokens``, a saved one keeps its own tokens (the spec follows).
     """
+    inputs: dict[str, Any] = {}
+    if feature_spec is not None:
+        inputs = {"tokens": feature_spec.tokens, "signal_samples": feature_spec.signal_samples}
+        inputs["in_features"] = len(feature_spec.preprocessing.bands)
     if init in (None, "", "scratch"):
         return MMMEncoder(
             topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude",  # type: ignore[arg-type]
-            pos_encoding=pos_encoding, hierarchy=hierarchy, feature_spec=feature_spec,
+            pos_encoding=pos_encoding, hierarchy=hierarchy, feature_spec=feature_spec, **inputs,
         )  # fmt: skip
     if str(init) in list_models() and model_card(str(init)).checkpoint is None:
         # A registered architecture without weights: new weights from this run's generator.
         card = model_card(str(init))
         options = {**card.encoder, "absent": absent or card.encoder.get("absent", "exclude")}
-        return MMMEncoder(topology, feature_spec=feature_spec, **options).train()
+        return MMMEncoder(topology, feature_spec=feature_spec, **{**options, **inputs}).train()
     resolved = resolve_model(init, heads=heads)
     encoder = resolved.encoder
+    if feature_spec is not None and feature_spec.tokens != encoder.tokens:
+        logger.info("%s reads %r tokens; its feature spec follows.", init, encoder.tokens)
+        feature_spec = replace(feature_spec, tokens=encoder.tokens)
     if encoder.topology != topology:
         raise UserInputError(
             f"{init}: its topology {encoder.topology.name!r} differs from the corpus's "

@@ -10,9 +10,11 @@ import yaml
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.model.autoencoder import default_targets
 from mmm_eeg.model.masking import MaskMode
 from mmm_eeg.model.pos_embed import POSITION_KINDS, PositionKind
 from mmm_eeg.normalization import NORMALIZATIONS, Normalization
+from mmm_eeg.spec import TOKENS, Tokens
 from mmm_eeg.train.protocols import PROTOCOLS, Protocol
 from mmm_eeg.validation import check_option, check_range
 
@@ -92,6 +94,9 @@ class EncoderConfig:
     hierarchy : bool
         Region tokens and the hierarchy attention mask in a new encoder (off: a plain
         transformer over the node tokens).
+    tokens : str
+        What a new encoder's node tokens read: de (band DE), raw (the window's signal; the
+        corpus must keep it, preprocess --signal-rate) or de+raw; a saved encoder keeps its own.
     """
 
     dim: int = 64
@@ -100,9 +105,11 @@ class EncoderConfig:
     absent: str = "exclude"
     pos_encoding: PositionKind = "2d"
     hierarchy: bool = True
+    tokens: Tokens = "de"
 
     def __post_init__(self) -> None:
         check_option("pos_encoding", self.pos_encoding, POSITION_KINDS)
+        check_option("tokens", self.tokens, TOKENS)
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -153,6 +160,10 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
         Reconstruction head: linear or mlp.
     checkpoint_every_n_steps : int | None
         Also checkpoint every N steps (None: every epoch).
+    waveform_loss : float
+        Loss weight of the masked nodes' signal (standardised per window); raw tokens only.
+    spectrum_loss : float
+        Loss weight of the masked nodes' log-amplitude spectrum; raw tokens only.
     """
 
     epochs: int = 20
@@ -171,12 +182,21 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     loss_on: Literal["masked", "all"] = "masked"
     head: Literal["linear", "mlp"] = "linear"
     checkpoint_every_n_steps: int | None = None
+    waveform_loss: float = 1.0
+    spectrum_loss: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_range("waveform_loss", self.waveform_loss, low=0)
+        check_range("spectrum_loss", self.spectrum_loss, low=0)
         check_range("epochs", self.epochs, low=1)
         check_range("batch_size", self.batch_size, low=1)
         check_range("val_fraction", self.val_fraction, low=0, high=1, low_open=True)
+
+    def loss_weights(self, tokens: str) -> dict[str, float]:
+        """The autoencoder's ``targets`` for an encoder of ``tokens`` (DE's weight is 1)."""
+        given = {"waveform": self.waveform_loss, "spectrum": self.spectrum_loss}
+        return {k: given.get(k, w) for k, w in default_targets(tokens).items()}
 
 
 @dataclass

@@ -47,6 +47,8 @@ class CorpusBatches(IterableDataset):
         Class index per corpus window (-1 unlabelled); None yields ``y = -1``.
     normalize : str
         Normalisation on read (a name from :data:`mmm_eeg.normalization.NORMALIZATIONS`).
+    tokens : str
+        What the model reads per node (DE, signal or both; :meth:`Corpus.read`).
     shuffle : bool
         Shuffle (training) or keep corpus order (evaluation).
     seed : int
@@ -68,8 +70,10 @@ class CorpusBatches(IterableDataset):
         seed: int = 0,
         drop_last: bool = True,
         workers: int = 0,
+        tokens: str = "de",
     ) -> None:
         super().__init__()
+        self.tokens = tokens
         self.corpus, self.indices = corpus, np.asarray(indices)
         self.batch_size, self.targets, self.normalize = batch_size, targets, normalize
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
@@ -152,6 +156,7 @@ class CorpusBatches(IterableDataset):
             normalize=self.normalize,
             shuffle=self.shuffle,
             seed=seed,
+            tokens=self.tokens,
         )
         for step, (x, present, rows_) in enumerate(batches):
             if step >= limit:

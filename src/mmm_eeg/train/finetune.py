@@ -147,7 +147,11 @@ def predict(
     classifier.eval()
     probabilities = []
     for start in range(0, len(rows), batch_size):
-        x, present = corpus.read(rows[start : start + batch_size], normalize)  # type: ignore[arg-type]
+        x, present = corpus.read(
+            rows[start : start + batch_size],
+            normalize,
+            classifier.encoder.tokens,  # type: ignore[arg-type]
+        )
         logits = classifier(torch.from_numpy(x), torch.from_numpy(present))
         probabilities.append(torch.softmax(logits, -1).numpy())
     return np.concatenate(probabilities) if probabilities else np.zeros((0, classifier.n_outputs))
@@ -160,7 +164,7 @@ def train_fold(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    spec = corpus.feature_spec(config.normalize)  # saved with the model
+    spec = corpus.feature_spec(config.normalize, config.tokens)  # saved with the model
     encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
     classifier = MMMClassifier(
         encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
@@ -175,11 +179,11 @@ def train_fold(
     batch = min(config.batch_size, len(fold.train))
     train = CorpusBatches(
         corpus, fold.train, batch, targets, config.normalize,  # type: ignore[arg-type]
-        seed=config.seed, workers=config.loader_workers,
+        seed=config.seed, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     val = CorpusBatches(
         corpus, fold.val, 1024, targets, config.normalize,  # type: ignore[arg-type]
-        shuffle=False, drop_last=False, workers=config.loader_workers,
+        shuffle=False, drop_last=False, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     folder = out / "folds" / fold.name
     selector = ModelCheckpoint(
@@ -419,7 +423,11 @@ def embed(
     step = batch_size * 16  # bounded memory; one noise stream, as one in-memory call draws it
     with noise_seed(0):
         for start in range(0, len(rows), step):
-            x, present = corpus.read(rows[start : start + step], normalize)  # type: ignore[arg-type]
+            x, present = corpus.read(
+                rows[start : start + step],
+                normalize,
+                resolved.encoder.tokens,  # type: ignore[arg-type]
+            )
             tokens = run_windows(resolved.encoder, x, present, batch_size, seed=None)
             chunks.append(tokens.mean(1) if pool == "mean" else tokens.reshape(len(tokens), -1))
     vectors = np.concatenate(chunks)

@@ -36,7 +36,8 @@ def reconstruction_by_ratio(
             masked = random_mask(present, ratio, generator)
         else:
             masked = regional_mask(present, region_of, ratio, generator)
-        error = ((autoencoder(x, present, masked) - x) ** 2).mean(-1)
+        target = autoencoder.reconstruction_target(x)
+        error = autoencoder.node_error(autoencoder(x, present, masked), target)
         for key, where in (("masked", masked & present), ("visible", ~masked & present)):
             out[key].append(float(error[where].mean()) if where.any() else float("nan"))
     return out
@@ -60,22 +61,22 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
             series = metrics.dropna(subset=[column])
             ax.plot(series["step"], series[column], style, label=column, markersize=3)
     ax.set_xlabel("step")
-    ax.set_ylabel("MSE (normalised DE)")
+    ax.set_ylabel("weighted MSE of the reconstruction targets")
     ax.set_title("Pretraining loss by masking strategy")
     ax.legend()
     save_figure(fig, plots / "loss_curves.png")
     if len(val_rows) == 0:
         return
     sample = val_rows[:: max(1, len(val_rows) // 512)][:512]
-    x, present = corpus.read(sample, config.normalize)
+    x, present = corpus.read(sample, config.normalize, autoencoder.encoder.tokens)
     x, present = torch.from_numpy(x), torch.from_numpy(present)
     curve = reconstruction_by_ratio(autoencoder.cpu(), x, present)
+    target = autoencoder.reconstruction_target(x)
+    zero_error = autoencoder.node_error(torch.zeros_like(target), target)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(curve["ratio"], curve["masked"], "-o", label="masked nodes")
     ax.plot(curve["ratio"], curve["visible"], "-o", label="visible nodes")
-    ax.axhline(
-        float((x[present] ** 2).mean()), ls="--", color="grey", label="predict the band mean"
-    )
+    ax.axhline(float(zero_error[present].mean()), ls="--", color="grey", label="predict zero")
     ax.set_xlabel("mask ratio")
     ax.set_ylabel("MSE on held-out windows")
     ax.legend()
@@ -84,11 +85,15 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
         masked = random_mask(present[:3], 0.5, torch.Generator().manual_seed(0))
         recon = autoencoder(x[:3], present[:3], masked)
     xy = project_top_view(corpus.topology.positions)
+    column, shown_name = _shown_column(autoencoder, corpus.config.window)
     fig, axes = plt.subplots(3, 2, figsize=(6, 9))
     for row in range(3):
         shown = present[row].numpy()
         for col, (values, title) in enumerate(
-            ((x[row, :, 2], "input (alpha)"), (recon[row, :, 2], "reconstruction"))
+            (
+                (target[row, :, column], f"target ({shown_name})"),
+                (recon[row, :, column], "reconstruction"),
+            )
         ):
             ax = axes[row, col]
             ax.scatter(
@@ -143,3 +148,12 @@ def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation balanced accuracy")
     save_figure(fig, out / "plots" / "training_curves.png")
+
+
+def _shown_column(autoencoder, window: float) -> tuple[int, str]:
+    """The target column the topographies show: alpha DE, else the spectrum near 10 Hz."""
+    if "de" in autoencoder.targets:
+        return 2, "alpha DE"
+    offset = autoencoder.encoder.signal_samples if "waveform" in autoencoder.targets else 0
+    bin_ = round(10 * window)
+    return offset + bin_, f"log amplitude at {bin_ / window:g} Hz"

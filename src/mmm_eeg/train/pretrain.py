@@ -82,7 +82,10 @@ class PretrainModule(L.LightningModule):
         masked = masked.to(x.device)
         loss, _ = self.autoencoder.loss(x, present, masked)
         weight = (present & masked).to(x.dtype)
-        baseline = ((x**2).mean(-1) * weight).sum() / weight.sum().clamp(min=1.0)
+        # Predicting zero for every target (for standardised DE: the mean).
+        target = self.autoencoder.reconstruction_target(x)
+        error = self.autoencoder.node_error(torch.zeros_like(target), target)
+        baseline = (error * weight).sum() / weight.sum().clamp(min=1.0)
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
         self.log("val_baseline", baseline, sync_dist=True)
 
@@ -175,19 +178,22 @@ def pretrain(
         )
     train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
     # The saved encoder and autoencoder carry the features they learn from.
-    spec = corpus.feature_spec(config.normalize)
+    spec = corpus.feature_spec(config.normalize, config.tokens)
     encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
     if config.complete_init:
         freeze_loaded(encoder)
-    autoencoder = MMMAutoencoder(encoder, config.decoder_depth, config.head, config.loss_on)  # type: ignore[arg-type]
+    autoencoder = MMMAutoencoder(
+        encoder, config.decoder_depth, config.head, config.loss_on,  # type: ignore[arg-type]
+        targets=config.loss_weights(encoder.tokens),
+    )  # fmt: skip
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
         corpus, train_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
-        seed=config.seed, workers=config.loader_workers,
+        seed=config.seed, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     val_set = CorpusBatches(
         corpus, val_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
-        shuffle=False, drop_last=False, workers=config.loader_workers,
+        shuffle=False, drop_last=False, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     if is_global_zero():
         out.mkdir(parents=True, exist_ok=True)

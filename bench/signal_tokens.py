@@ -1,0 +1,189 @@
+"""Tokens from the signal: does pretraining pay with raw-signal tokens? (eegmat, cross-subject)
+
+One corpus of ../shared/eeg that keeps each window's signal (100 Hz, 1-45 Hz, units of
+100 µV) beside its DE. For each token type (``de``, ``raw``, ``de+raw``) an encoder is pretrained
+on the transfer benchmark's pool (everything but eegmat 24-35) with the transfer benchmark's
+recipe (width 32, 4 + 4 blocks, 40 epochs, multi-stage masking; raw tokens reconstruct the
+masked nodes' waveform and log-amplitude spectrum, weights 1 and 1), and the same encoder
+untrained (the run's own initial weights, seed 0) is kept beside it. Then ``benchmark compare``
+scores every one of them as a linear probe, with DE + logistic regression, the Riemannian model,
+the large untrained encoder and the released TUH encoder, leave one subject out over eegmat
+24-35. Reported: each pretrained encoder against its untrained twin and against the strongest
+classical method, paired over the 12 subjects (mean, spread, subjects better, Wilcoxon p).
+Nothing is chosen on the test subjects: recipe and settings are fixed here before any probe.
+
+    .venv/bin/python bench/signal_tokens.py          # ~40 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from scipy.stats import wilcoxon
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import update_benchmarks_md  # noqa: E402
+from mmm_eeg.atomic import atomic_path  # noqa: E402
+from mmm_eeg.datasets import default_data_dir  # noqa: E402
+from mmm_eeg.experiments.compare import run_compare  # noqa: E402
+from mmm_eeg.experiments.transfer import benchmark_corpus, settings  # noqa: E402
+from mmm_eeg.experiments.transfer_report import paired_difference  # noqa: E402
+from mmm_eeg.model.loading import load_encoder  # noqa: E402
+from mmm_eeg.spec import TOKENS  # noqa: E402
+from mmm_eeg.train.pretrain import pretrain, training_summary  # noqa: E402
+from mmm_eeg.windows import PreprocessConfig  # noqa: E402
+
+PREPROCESSING = PreprocessConfig(signal_rate=100.0, signal_band=(1.0, 45.0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/signal_tokens")
+    parser.add_argument("--epochs", type=int, default=None, help="(default: the recipe's 40)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, no Riemann (a check)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    corpus, subjects = benchmark_corpus(args.data, args.out, PREPROCESSING)
+    pool = f"subject not in [{', '.join(subjects)}]"
+    recipe = replace(settings(False, 0).pretrain, select=pool, snapshot_every_n_epochs=None)
+    if args.epochs or args.quick:
+        recipe = replace(recipe, epochs=args.epochs or 1)
+    sources, reconstruction, step_s = [], {}, {}
+    for tokens in TOKENS:
+        config = replace(recipe, tokens=tokens)
+        name = tokens.replace("+", "_")
+        run, twin = args.out / f"pretrained_{name}", args.out / f"untrained_{name}"
+        if not (run / "encoder" / "config.json").is_file():
+            t0 = time.perf_counter()
+            pretrain(corpus.path, run, config, resume=(run / "checkpoints" / "last.ckpt").is_file())
+            step_s[tokens] = round(time.perf_counter() - t0, 1)
+        reconstruction[tokens] = training_summary(run)
+        # The run's initial weights: pretrain seeds everything, then draws the encoder first.
+        L.seed_everything(config.seed, verbose=False)
+        spec = corpus.feature_spec(config.normalize, tokens)
+        load_encoder(None, corpus.topology, feature_spec=spec, **config.architecture).save_pretrained(
+            twin
+        )
+        sources += [twin, run]
+    downstream = f"subject in [{', '.join(subjects)}]"
+    result = run_compare(
+        corpus.path, args.out / "compare", sources, select=downstream, quick=args.quick, seed=0
+    )
+    methods = result["methods"]
+    pairs = {}
+    for tokens in TOKENS:
+        name = tokens.replace("+", "_")
+        a = methods[f"mmm_pretrained_{name}"]["balanced_accuracy"]
+        b = methods[f"mmm_untrained_{name}"]["balanced_accuracy"]
+        pairs[tokens] = _paired(a, b)
+    summary = {
+        "recipe": {k: v for k, v in vars(recipe).items() if v is not None},
+        "preprocessing": PREPROCESSING.to_dict(),
+        "pool": pool,
+        "reconstruction": reconstruction,
+        "pretraining_s": step_s,
+        "pretrained_minus_untrained": pairs,
+        "compare": {k: result[k] for k in ("methods", "paired", "strongest_classical", "verdict")},
+        "skipped": result["skipped"],
+        "storage": _storage(corpus),
+        "runtime_s": round(time.perf_counter() - started, 1),
+        "quick": args.quick,
+    }
+    if args.quick:
+        print(json.dumps(pairs, indent=1))
+        return
+    with atomic_path(ROOT / "bench" / "results" / "signal_tokens.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    update_benchmarks_md("signal_tokens", markdown(summary))
+    print(markdown(summary))
+
+
+def _paired(a: dict, b: dict) -> dict:
+    diff = paired_difference(a, b)
+    values = [a["per_subject"][s] - b["per_subject"][s] for s in b["per_subject"]]
+    diff["wilcoxon_p"] = float(wilcoxon(values).pvalue) if any(values) else 1.0
+    return diff
+
+
+def _storage(corpus) -> dict:
+    """Bytes on disk per window: DE and present mask, and the signal."""
+    sizes = {}
+    for name in ("features", "present", "signal"):
+        folder = corpus.path / "data.zarr" / name
+        sizes[name] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    n = len(corpus)
+    present = float(corpus.present[:].sum(1).mean())
+    return {
+        "windows": n,
+        "mean_present_nodes": round(present, 1),
+        "de_bytes_per_window": round((sizes["features"] + sizes["present"]) / n, 1),
+        "signal_bytes_per_window": round(sizes["signal"] / n, 1),
+        "signal_dtype": "float16",
+        "signal_samples": corpus.config.signal_samples,
+    }
+
+
+def markdown(r: dict) -> str:
+    c = r["compare"]
+    methods, best = c["methods"], c["strongest_classical"]
+    st = r["storage"]
+    lines = [
+        f"Measured with `python bench/signal_tokens.py` ({r['runtime_s'] / 60:.0f} min, 2 "
+        f"cores): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
+        f"{r['recipe']['decoder_depth']} blocks pretrained {r['recipe']['epochs']} epochs on the "
+        "pool (everything but eegmat 24-35), each beside its own initial weights (untrained); "
+        "every one a linear probe on its frozen region and class tokens, leave one subject out "
+        f"over eegmat 24-35 (`benchmark compare`). Signal: {st['signal_samples']} samples per "
+        "1 s window (100 Hz, 1-45 Hz, units of 100 µV, float16).",
+        "",
+        "| tokens | held-out reconstruction (zero-prediction baseline) | untrained probe | "
+        "pretrained probe | pretrained − untrained (subjects better, Wilcoxon p) | pretrained "
+        f"− {best} (subjects better, p) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tokens in TOKENS:
+        name = tokens.replace("+", "_")
+        u = methods[f"mmm_untrained_{name}"]["balanced_accuracy"]
+        p = methods[f"mmm_pretrained_{name}"]["balanced_accuracy"]
+        d, v = r["pretrained_minus_untrained"][tokens], c["paired"][f"mmm_pretrained_{name}"]
+        rec = r["reconstruction"][tokens]
+        lines.append(
+            f"| {tokens} | {rec['best_val_loss']:.3f} ({rec['val_baseline']:.3f}) | "
+            f"{u['mean']:.3f} ± {u['std']:.3f} | {p['mean']:.3f} ± {p['std']:.3f} | "
+            f"{d['mean']:+.3f} ± {d['std']:.3f} ({d['better']}/{d['n']}, "
+            f"{d['wilcoxon_p']:.2g}) | {v['mean']:+.3f} ± {v['std']:.3f} ({v['better']}/{v['n']}, "
+            f"{v['wilcoxon_p']:.2g}) |"
+        )
+    others = [m for m in methods if not m.startswith(("mmm_pretrained_", "mmm_untrained_"))]
+    lines += [
+        "",
+        "Beside them, in the same run: "
+        + ", ".join(
+            f"{m} {methods[m]['balanced_accuracy']['mean']:.3f} ± "
+            f"{methods[m]['balanced_accuracy']['std']:.3f}"
+            for m in others
+        )
+        + ".",
+        "",
+        f"Verdict of `benchmark compare`: {c['verdict']}",
+        "",
+        f"Storage: {st['signal_bytes_per_window']:.0f} bytes per window for the signal "
+        f"(zstd-compressed float16, {st['mean_present_nodes']:.0f} of 62 nodes present on "
+        f"average) against {st['de_bytes_per_window']:.0f} for DE and the present mask.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
