@@ -205,3 +205,32 @@ def test_online_and_onnx_equal_the_offline_route_for_raw_tokens(eeg_data, tmp_pa
     with torch.no_grad():
         expected = classifier.eval()(torch.from_numpy(x), torch.from_numpy(present)).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_the_registered_raw_architecture_through_the_estimators_and_load_encoder(
+    signal_corpus, eeg_data
+):
+    from mmm_eeg.estimators import MMMEmbedder
+    from mmm_eeg.model import create_model
+    from mmm_eeg.model.loading import load_encoder
+
+    encoder = create_model("mmm_base_raw")
+    assert (encoder.tokens, encoder.n_inputs, encoder.feature_spec.tokens) == (
+        "de+raw",
+        105,
+        "de+raw",
+    )
+    # A run on DE settings that names the raw card gets the card's tokens, its spec following.
+    run = load_encoder(
+        "mmm_base_raw", signal_corpus.topology, feature_spec=signal_corpus.feature_spec()
+    )
+    assert run.tokens == run.feature_spec.tokens == "de+raw"
+    raw = mne.io.read_raw_edf(
+        eeg_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error"
+    )
+    raw.pick([c for c in raw.ch_names if c.startswith("EEG ") and "A2-A1" not in c])
+    epochs = mne.make_fixed_length_epochs(raw, duration=2.0, verbose="error").get_data()[:6]
+    names = [c.replace("EEG ", "") for c in raw.ch_names]
+    vectors = MMMEmbedder("mmm_base_raw", raw.info["sfreq"], names).fit_transform(epochs)
+    assert vectors.shape == (6, 64) and np.isfinite(vectors).all()
+    assert not np.allclose(vectors[0], vectors[1])  # the epochs' own signals, not a constant

@@ -201,20 +201,20 @@ def load_encoder(
     keeps its own. ``feature_spec``: the features it will be trained on (None: the source's);
     a new encoder reads its ``tokens``, a saved one keeps its own tokens (the spec follows).
     """
-    inputs: dict[str, Any] = {}
-    if feature_spec is not None:
-        inputs = {"tokens": feature_spec.tokens, "signal_samples": feature_spec.signal_samples}
-        inputs["in_features"] = len(feature_spec.preprocessing.bands)
     if init in (None, "", "scratch"):
         return MMMEncoder(
             topology, dim=dim, depth=depth, heads=heads, absent=absent or "exclude",  # type: ignore[arg-type]
-            pos_encoding=pos_encoding, hierarchy=hierarchy, feature_spec=feature_spec, **inputs,
+            pos_encoding=pos_encoding, hierarchy=hierarchy, feature_spec=feature_spec,
+            **_inputs(feature_spec),
         )  # fmt: skip
     if str(init) in list_models() and model_card(str(init)).checkpoint is None:
         # A registered architecture without weights: new weights from this run's generator.
         card = model_card(str(init))
         options = {**card.encoder, "absent": absent or card.encoder.get("absent", "exclude")}
-        return MMMEncoder(topology, feature_spec=feature_spec, **{**options, **inputs}).train()
+        if feature_spec is not None:  # the card's tokens, sized by the run's features
+            feature_spec = replace(feature_spec, tokens=card.encoder.get("tokens", "de"))
+            options |= _inputs(feature_spec)
+        return MMMEncoder(topology, feature_spec=feature_spec, **options).train()
     resolved = resolve_model(init, heads=heads)
     encoder = resolved.encoder
     if feature_spec is not None and feature_spec.tokens != encoder.tokens:
@@ -244,3 +244,11 @@ def load_encoder(
         encoder = encoder.replace(**changes)
     logger.info("Encoder from %s; feature spec from %s.", resolved.source, resolved.spec_origin)
     return encoder.train()
+
+
+def _inputs(spec: FeatureSpec | None) -> dict[str, Any]:
+    """The input arguments of a new encoder for features of ``spec`` (none without a spec)."""
+    if spec is None:
+        return {}
+    return {"tokens": spec.tokens, "signal_samples": spec.signal_samples,
+            "in_features": len(spec.preprocessing.bands)}  # fmt: skip

@@ -24,6 +24,7 @@ from mmm_eeg.model.encoder import MMMEncoder
 from mmm_eeg.model.physiopro import load_physiopro_encoder
 from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.validation import check_option
+from mmm_eeg.windows import PreprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ _CARDS = {
             "mmm_base",
             "The released architecture, randomly initialised (for pretraining your own).",
             {"dim": 64, "depth": 6, "heads": 8},
+        ),
+        ModelCard(
+            "mmm_base_raw",
+            "The released architecture reading DE and signal tokens (de+raw: 1 s windows, 5-band "
+            "DE z-scored per subject, the signal at 100 Hz, 1-45 Hz), randomly initialised (for "
+            "pretraining your own raw-token model).",
+            {"dim": 64, "depth": 6, "heads": 8, "tokens": "de+raw", "signal_samples": 100},
+            FeatureSpec(PreprocessConfig(signal_rate=100.0), normalize="subject", tokens="de+raw"),
         ),
         ModelCard(
             "mmm_small",
