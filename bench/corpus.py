@@ -4,7 +4,9 @@ Synthetic windows look like DE features on the 62-node topology (per-band levels
 float32; present masks of 19, 59 or 4 nodes, as the three real montages). Two corpora, a large
 one and one a tenth of its size, are written with :class:`CorpusWriter` and read with
 :meth:`Corpus.iter_batches` (one process): write and read rates, peak allocations while reading
-(tracemalloc; flat in corpus size is the goal), and bytes on disk per window.
+(tracemalloc; flat in corpus size is the goal), and bytes on disk per window. Then the same
+for corpora that keep each window's signal (100 samples per present node, float16; read as
+``de+raw`` tokens), at a tenth of the sizes.
 
 Second part, on the real recordings (``--data``, default ``../shared/eeg``): the whole-process
 ``mmm-eeg preprocess`` of the eegmat folder (one worker) and of the eegmmidb folder (two workers)
@@ -44,7 +46,12 @@ from mmm_eeg.windows import PreprocessConfig, WindowSet  # noqa: E402
 LEVELS = np.array([-10.7, -11.1, -10.6, -11.0, -12.2], dtype=np.float32)
 
 
-def synthetic_windows(n: int, montage: int, rng: np.random.Generator) -> WindowSet:
+SIGNAL = PreprocessConfig(signal_rate=100.0)
+
+
+def synthetic_windows(
+    n: int, montage: int, rng: np.random.Generator, signal: bool = False
+) -> WindowSet:
     topo = UnifiedTopology.default()
     nodes = {0: 19, 1: 59, 2: 4}[montage % 3]
     present_nodes = rng.choice(topo.n_nodes, nodes, replace=False)
@@ -53,30 +60,34 @@ def synthetic_windows(n: int, montage: int, rng: np.random.Generator) -> WindowS
     features = np.zeros((n, topo.n_nodes, 5), dtype=np.float32)
     noise = rng.standard_normal((n, nodes, 5), dtype=np.float32) * 0.4
     features[:, present_nodes] = LEVELS + noise
-    return WindowSet(features, present, np.arange(n, dtype=np.float64), [None] * n)
+    windows = WindowSet(features, present, np.arange(n, dtype=np.float64), [None] * n)
+    if signal:  # about 20 µV of noise in units of 100 µV
+        windows.signal = np.zeros((n, topo.n_nodes, 100), dtype=np.float32)
+        windows.signal[:, present_nodes] = 0.2 * rng.standard_normal((n, nodes, 100), np.float32)
+    return windows
 
 
-def write(path: Path, windows: int, per_recording: int) -> dict:
+def write(path: Path, windows: int, per_recording: int, signal: bool = False) -> dict:
     rng = np.random.default_rng(0)
     topo = UnifiedTopology.default()
     t = time.perf_counter()
-    with CorpusWriter(path, topo, PreprocessConfig()) as writer:
+    with CorpusWriter(path, topo, SIGNAL if signal else PreprocessConfig()) as writer:
         for r in range(windows // per_recording):
             writer.add(f"synthetic/{r:06d}", {"dataset": "synthetic", "subject": str(r % 97)},
-                       synthetic_windows(per_recording, r, rng))  # fmt: skip
+                       synthetic_windows(per_recording, r, rng, signal))  # fmt: skip
     seconds = time.perf_counter() - t
     data_bytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return {"windows": windows, "write_s": seconds, "write_windows_per_s": windows / seconds,
             "bytes_on_disk": data_bytes, "bytes_per_window": data_bytes / windows}  # fmt: skip
 
 
-def read(path: Path, max_windows: int, batch_size: int = 512) -> dict:
+def read(path: Path, max_windows: int, batch_size: int = 512, tokens: str = "de") -> dict:
     corpus = Corpus(path)
     n_recordings = len(corpus.recordings)  # loading the table is opening, not reading
     tracemalloc.start()
     t = time.perf_counter()
     seen = 0
-    for x, _, _ in iter_batches(corpus, batch_size, shuffle=True, seed=1):
+    for x, _, _ in iter_batches(corpus, batch_size, shuffle=True, seed=1, tokens=tokens):
         seen += len(x)
         if seen >= max_windows:
             break
@@ -142,6 +153,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5_000_000)
     parser.add_argument("--per-recording", type=int, default=10_000)
     parser.add_argument("--read-windows", type=int, default=2_000_000)
+    parser.add_argument("--signal-windows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "corpus.json")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "eeg")
@@ -165,6 +177,12 @@ def main() -> None:
             row.update(read(path, min(args.read_windows, windows)))
             rows.append(row)
             shutil.rmtree(path)
+        for windows in (args.signal_windows // 10, args.signal_windows):
+            path = Path(tmp) / f"signal_{windows}"
+            row = write(path, windows, args.per_recording, signal=True)
+            row.update(read(path, min(args.read_windows, windows), tokens="de+raw"))
+            rows.append({**row, "signal": True})
+            shutil.rmtree(path)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "command": "python bench/corpus.py " + " ".join(sys.argv[1:]),
@@ -183,15 +201,18 @@ def markdown(r: dict) -> str:
     lines = [
         f"Measured {r['date']} with `{r['command'].strip()}`: synthetic DE windows (62 nodes x 5 "
         "bands, float32, zarr v3 default codec), one process; reads are shuffled batches of "
-        f"{r['batch_size']} (chunk order shuffled, 8 chunks of 8192 windows pooled and shuffled).",
+        f"{r['batch_size']} (chunk order shuffled, 8 chunks pooled and shuffled: 8192 windows "
+        "per chunk, 1024 for a corpus that keeps the signal). Signal: 100 float16 samples per "
+        "present node (19, 59 or 4 nodes), random, so barely compressible.",
         "",
         "| corpus windows | write (windows/s) | read (windows/s) | windows read "
         "| peak allocated while reading (MB) | bytes on disk per window |",
         "|---|---|---|---|---|---|",
     ]
     for c in r["corpora"]:
+        kind = " with signal (de+raw read)" if c.get("signal") else ""
         lines.append(
-            f"| {c['windows']:,} | {c['write_windows_per_s']:,.0f} "
+            f"| {c['windows']:,}{kind} | {c['write_windows_per_s']:,.0f} "
             f"| {c['read_windows_per_s']:,.0f} "
             f"| {c['read_windows']:,} | {c['read_peak_mb']:.0f} | {c['bytes_per_window']:.0f} |"
         )

@@ -11,7 +11,9 @@ Measures, on this CPU:
    the same weights exported to ONNX (onnxruntime), and ours on a fixed 19- and 4-channel
    montage (``MMMEncoder.for_montage``: absent nodes out of the sequence), eager and compiled;
    and where an eager batch-1 forward spends its time;
-5. the live loop's cost per 1 s window (``OnlineDecoder``: DE, mapping, standardisation and the
+5. the raw-token steps (``tokens="raw"`` and ``"de+raw"``, 100 signal samples per node, waveform
+   and spectrum targets) in the same rounds, against the DE step at equal width and depth;
+6. the live loop's cost per 1 s window (``OnlineDecoder``: DE, mapping, standardisation and the
    classifier on 19 channels), eager and compiled, against the window's length.
 
 Rounds alternate between the contenders so that load on this shared machine hits both alike;
@@ -312,6 +314,14 @@ def main() -> None:
     contenders = {"ours": make_step(ours, ours_loss)}
     contenders["ours_compiled"] = make_step(compiled, lambda: compiled_loss(x, None, masked)[0])
     contenders |= {k: make_step(r, ref_loss(r)) for k, r in references.items()}
+    for tokens in ("raw", "de+raw"):  # same width, depth, batch and mask; signal tokens
+        raw_model = MMMAutoencoder(
+            MMMEncoder(dim=64, depth=6, tokens=tokens, signal_samples=100), decoder_depth=6
+        )
+        x_raw = torch.randn(args.batch, 62, raw_model.encoder.n_inputs)
+        contenders[f"ours_{tokens}"] = make_step(
+            raw_model, lambda m=raw_model, xr=x_raw: m.loss(xr, None, masked)[0]
+        )
     profile_shares = step_profile(contenders["ours"])
     times = time_rounds(contenders, args.rounds)
     step = {
@@ -370,6 +380,10 @@ def main() -> None:
             "max_abs_diff_vs_reference": max_diff,
             "gflop_per_step": flops / 1e9,
             "ours_gflops": ours_gflops,
+            "raw_tokens_step_vs_de": {
+                t: step[f"ours_{t}"]["step_s_median"] / step["ours"]["step_s_median"]
+                for t in ("raw", "de+raw")
+            },
         },
         "matmul_peak_gflops": peak,
         "ours_fraction_of_peak": ours_gflops / peak,
@@ -405,13 +419,19 @@ def markdown(r: dict) -> str:
     for key, label in (("reference_bool_mask", "reference: MHA + boolean mask"),
                        ("reference_float_mask", "reference: MHA + float mask"),
                        ("ours", "ours (SDPA, fused QKV)"),
-                       ("ours_compiled", "ours + torch.compile (Inductor)")):  # fmt: skip
+                       ("ours_compiled", "ours + torch.compile (Inductor)"),
+                       ("ours_raw", "ours, raw tokens (100 samples per node)"),
+                       ("ours_de+raw", "ours, de+raw tokens")):  # fmt: skip
         diff = s["max_abs_diff_vs_reference"].get(key)
         rows.append(
             f"| {label} | {s[key]['samples_per_s']:.0f} | {s[key]['step_s_median']:.2f} | "
             f"{s[key]['samples_per_s'] / base:.2f}× | {'—' if diff is None else f'{diff:.1e}'} |"
         )
+    raw = s["raw_tokens_step_vs_de"]
     rows += [
+        "",
+        f"Raw-token steps take {raw['raw']:.2f}× (raw) and {raw['de+raw']:.2f}× (de+raw) the DE "
+        "step's time at equal width and depth, in the same rounds (issue 26's bound: 1.5×).",
         "",
         f"Matmul work per step: {s['gflop_per_step']:.1f} GFLOP; ours reaches "
         f"{s['ours_gflops']:.1f} GFLOP/s = {100 * r['ours_fraction_of_peak']:.0f} % of this "

@@ -25,7 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 from scipy.stats import wilcoxon
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,9 +70,8 @@ def main() -> None:
         # The run's initial weights: pretrain seeds everything, then draws the encoder first.
         L.seed_everything(config.seed, verbose=False)
         spec = corpus.feature_spec(config.normalize, tokens)
-        load_encoder(None, corpus.topology, feature_spec=spec, **config.architecture).save_pretrained(
-            twin
-        )
+        initial = load_encoder(None, corpus.topology, feature_spec=spec, **config.architecture)
+        initial.save_pretrained(twin)
         sources += [twin, run]
     downstream = f"subject in [{', '.join(subjects)}]"
     result = run_compare(

@@ -111,15 +111,36 @@ def band_covariances(
     """
     from pyriemann.estimation import Covariances
 
-    nyquist = sfreq / 2
     out = np.empty((len(starts), len(bands), data.shape[0], data.shape[0]))
-    for b, (low, high) in enumerate(bands):
-        high = min(high, 0.95 * nyquist)
-        sos = butter(4, (low, high), btype="bandpass", fs=sfreq, output="sos")
-        filtered = sosfiltfilt(sos, data, axis=-1)
-        windows = np.stack([filtered[:, s : s + n_samples] for s in starts])
+    for b, band in enumerate(bands):
+        windows = band_passed_windows(data, sfreq, starts, n_samples, band)
         out[:, b] = Covariances("oas").fit_transform(windows)
     return out
+
+
+def band_passed_windows(
+    data: np.ndarray,
+    sfreq: float,
+    starts: np.ndarray,
+    n_samples: int,
+    band: tuple[float, float],
+) -> np.ndarray:
+    """Windows (n_windows, n_channels, n_samples) of ``data`` band-passed over the whole
+    recording first (4th-order Butterworth, zero phase; the high edge kept below Nyquist)."""
+    low, high = band[0], min(band[1], 0.95 * sfreq / 2)
+    sos = butter(4, (low, high), btype="bandpass", fs=sfreq, output="sos")
+    filtered = sosfiltfilt(sos, data, axis=-1)
+    return np.stack([filtered[:, s : s + n_samples] for s in starts])
+
+
+def xdawn_tangent_space(n_filters: int = 2):
+    """pyriemann's ERP pipeline: xDAWN-augmented covariances (supervised: fit on training
+    epochs with their labels), then tangent-space vectors (a scikit-learn transformer)."""
+    from pyriemann.estimation import XdawnCovariances
+    from pyriemann.tangentspace import TangentSpace
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(XdawnCovariances(n_filters, estimator="oas"), TangentSpace("riemann"))
 
 
 def recentred_tangent_space(covariances: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,8 +145,10 @@ class MMMModel:
                 parameter="groups",
             )
         parts, presents, signals, rows, window_groups = [], [], [], [], []
+        # Event-locked models read each given recording (an epoch, cut by the caller) tiled.
+        config = replace(self.spec.preprocessing, epoch_tmin=None)
         for i, recording in enumerate(recordings):
-            windows = extract_windows(recording, topology, self.spec.preprocessing)
+            windows = extract_windows(recording, topology, config)
             parts.append(windows.features)
             signals.append(windows.signal)
             presents.append(windows.present)

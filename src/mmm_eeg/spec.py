@@ -138,8 +138,9 @@ class FeatureSpec:
             Naming each setting that differs, with the model's value and ``what``'s.
         """
         ours, theirs = self.preprocessing.to_dict(), other.preprocessing.to_dict()
-        # A DE model reads no signal: how (or whether) the data keep it does not matter.
-        skip = _SIGNAL_KEYS if self.tokens == "de" else ()
+        # A DE model reads no signal: how (or whether) the data keep it does not matter; nor
+        # where windows are placed (tiled or locked to events), only what each one holds.
+        skip = ("epoch_tmin", *(_SIGNAL_KEYS if self.tokens == "de" else ()))
         differences = [
             f"{key}: model {ours[key]!r}, {what} {theirs.get(key)!r}"
             for key in ours

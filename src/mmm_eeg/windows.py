@@ -80,6 +80,10 @@ class PreprocessConfig:
         Pass band of the kept signal in Hz.
     signal_unit_uv : float
         Unit of the kept signal in microvolts.
+    epoch_tmin : float | None
+        Lock windows to events: one window per event of the events map, starting this many
+        seconds after its onset (negative: before), ``window`` seconds long (mmm-eeg
+        preprocess --epochs-from EVENTS --tmin T0 --tmax T1). None: windows tile the recording.
     """
 
     window: float = 1.0
@@ -97,8 +101,15 @@ class PreprocessConfig:
     signal_rate: float | None = None
     signal_band: tuple[float, float] = (1.0, 45.0)
     signal_unit_uv: float = 100.0
+    epoch_tmin: float | None = None
 
     def __post_init__(self) -> None:
+        if self.epoch_tmin is not None and (self.lds or self.step is not None):
+            raise UserInputError(
+                "Event-locked windows (epoch_tmin) are one per event: they take neither a step "
+                "nor LDS smoothing across windows; drop step and lds.",
+                parameter="epoch_tmin",
+            )
         check_option("bipolar", self.bipolar, ("exclude", "midpoint"))
         object.__setattr__(self, "signal_band", tuple(float(f) for f in self.signal_band))
         if self.signal_rate is not None:
@@ -200,6 +211,10 @@ def extract_windows(
     sfreq = recording.sfreq
     if config.resample is not None and config.resample != sfreq:
         data, sfreq = _resample(data, sfreq, config.resample), float(config.resample)
+    epochs = None
+    if config.epoch_tmin is not None:  # the epochs, end to end, are then windows like any
+        epochs = _event_epochs(recording, data, sfreq, config, events)
+        data = epochs[0]
     starts = window_starts(data.shape[1], sfreq, config.window, config.step)
     if len(starts) == 0:
         raise UserInputError(
@@ -226,9 +241,15 @@ def extract_windows(
     dropped = Counter(failed[window_bad])
 
     start_s = starts / sfreq
-    labels, label_ok, label_reason = window_labels(
-        start_s, config.window, label, recording.annotations, events
-    )
+    if epochs is None:
+        labels, label_ok, label_reason = window_labels(
+            start_s, config.window, label, recording.annotations, events
+        )
+    else:
+        _, start_s, labels, outside = epochs
+        label_ok, label_reason = np.ones(len(labels), dtype=bool), [""] * len(labels)
+        if outside:
+            dropped["event too close to the recording's edge"] += outside
     for w in np.flatnonzero(~label_ok & ~window_bad):
         dropped[label_reason[w]] += 1
     keep = ~window_bad & label_ok
@@ -254,6 +275,41 @@ def on_nodes(
     out = np.zeros((len(values), n_nodes, values.shape[-1]), dtype=np.float32)
     out[:, nodes] = values[:, channels]
     return out
+
+
+def _event_epochs(
+    recording: Recording,
+    data: np.ndarray,
+    sfreq: float,
+    config: PreprocessConfig,
+    events: Mapping[str, str] | None,
+) -> tuple[np.ndarray, np.ndarray, list[str | None], int]:
+    """The event-locked windows of ``data`` end to end, their starts (s), labels, and how many
+    events lacked a full window inside the recording."""
+    if not events:
+        raise UserInputError(
+            f"{recording.source}: event-locked windows (epoch_tmin) need the events that lock "
+            "them, with their labels: --epochs-from 1=house,2=face (or an events map)."
+        )
+    length = round(config.window * sfreq)
+    firsts, labels, outside = [], [], 0
+    for a in recording.annotations:
+        if a.description in events:
+            first = round((a.onset + float(config.epoch_tmin or 0.0)) * sfreq)
+            if first < 0 or first + length > data.shape[1]:
+                outside += 1
+                continue
+            firsts.append(first)
+            labels.append(events[a.description])
+    if not firsts:
+        raise UserInputError(
+            f"{recording.source}: no event of {sorted(events)} has a full {config.window:g} s "
+            f"window inside the recording ({outside} too close to its edges); check the events "
+            "map against the file's annotations."
+        )
+    index = np.asarray(firsts)[:, None] + np.arange(length)
+    epochs = data[:, index].reshape(len(data), -1)
+    return epochs, np.asarray(firsts) / sfreq, labels, outside
 
 
 def map_recording_channels(

@@ -69,7 +69,9 @@ def montage(
 
 @app.command()
 @user_errors
-@config_options(PreprocessConfig, skip=("bands",), flags={"max_amplitude_uv": "--max-amplitude"})
+@config_options(
+    PreprocessConfig, skip=("bands", "epoch_tmin"), flags={"max_amplitude_uv": "--max-amplitude"}
+)
 def preprocess(
     inputs: Annotated[
         list[Path], typer.Argument(help="EEG files, folders (recursive) or manifest CSVs.")
@@ -110,6 +112,20 @@ def preprocess(
         str | None,
         typer.Option(help="BIDS inputs: events:trial_type, or participants:COLUMN."),
     ] = None,
+    epochs_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Event-locked windows: one per event of this map (1=house,2=face, or T1,T2 "
+            "from manifest columns), from --tmin to --tmax around its onset."
+        ),
+    ] = None,
+    tmin: Annotated[
+        float, typer.Option(help="Event-locked windows start this many seconds after onset.")
+    ] = 0.0,
+    tmax: Annotated[
+        float | None,
+        typer.Option(help="Event-locked windows end this many seconds after onset."),
+    ] = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Turn EEG recordings into DE windows on the unified topology, stored as a corpus."""
@@ -118,7 +134,10 @@ def preprocess(
     from mmm_eeg.corpus.build import build_corpus
     from mmm_eeg.io.inputs import discover_inputs
 
-    config = PreprocessConfig(**{k: v for k, v in (options or {}).items() if v is not None})
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if epochs_from is not None or tmax is not None:
+        events, options = _event_locked(events, epochs_from, tmin, tmax, options)
+    config = PreprocessConfig(**options)
     sources, skipped = discover_inputs(
         [*inputs, *([manifest] if manifest else [])], events, labels=split_list(labels),
         task=task, subjects=split_list(subjects), label_from=label_from, shard=shard,
@@ -254,3 +273,33 @@ def _print_mapping(mapping: Any, source: str) -> None:
         f"unmapped {counts['unmapped']} · excluded {counts['excluded']}",
         highlight=False,
     )
+
+
+def _event_locked(
+    events: str | None,
+    epochs_from: str | None,
+    tmin: float,
+    tmax: float | None,
+    options: dict[str, Any],
+) -> tuple[str | None, dict[str, Any]]:
+    """The events map and the preprocessing options of --epochs-from/--tmin/--tmax."""
+    if epochs_from is not None and events is not None:
+        raise UserInputError(
+            "Give the events once: --epochs-from for event-locked windows, --events for "
+            "windows labelled by annotation spans.",
+            parameter="epochs_from",
+        )
+    if tmax is None or tmax <= tmin:
+        raise UserInputError(
+            f"Event-locked windows need --tmax after --tmin ({tmin:g} s), e.g. --tmin -0.1 "
+            "--tmax 0.9 for 1 s windows.",
+            parameter="tmax",
+        )
+    window = round(tmax - tmin, 9)
+    if "window" in options and options["window"] != window:
+        raise UserInputError(
+            f"--window {options['window']:g} contradicts --tmin/--tmax ({window:g} s); drop "
+            "--window.",
+            parameter="window",
+        )
+    return epochs_from or events, {**options, "window": window, "epoch_tmin": tmin}

@@ -5,7 +5,9 @@ applicable method on the same labelled windows under a subject-wise protocol, pa
 variant with the strongest classical method over subjects, and says which to use:
 
 - classical: DE + logistic regression; Riemannian filter-bank tangent space (pyriemann; read from
-  the source files, so only for corpora built from files with one montage);
+  the source files, so only for corpora built from files with one montage); for event-locked
+  corpora (``preprocess --epochs-from``) also pyriemann's ERP pipeline, xDAWN covariances +
+  tangent space, fitted on each training fold (1-20 Hz epochs from the source files);
 - MMM, each as a linear probe on its frozen region and class tokens: an untrained encoder, the
   released TUH encoder (``mmm_base_tuh``), its completed form (``mmm_base_tuh_completed``, when
   its weights are found) and every pretrained run given;
@@ -34,10 +36,11 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
+from mmm_eeg.baselines import band_passed_windows, xdawn_tangent_space
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.experiments.transfer import probe_protocols, riemann_features
+from mmm_eeg.experiments.transfer import probe_protocols, riemann_features, source_windows
 from mmm_eeg.experiments.transfer_report import paired_difference
 from mmm_eeg.inference import run_windows
 from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
@@ -51,7 +54,9 @@ from mmm_eeg.viz import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
-CLASSICAL = ("de_logreg", "riemann")
+CLASSICAL = ("de_logreg", "riemann", "xdawn")
+#: The ERP pipeline's pass band (Hz): evoked potentials live below 20 Hz.
+ERP_BAND = (1.0, 20.0)
 #: Per subject, per node and band: the transfer benchmark's standardisation.
 SUBJECT_NORMALIZE = "subject-node"
 LOSO_MAX_SUBJECTS = 20
@@ -104,8 +109,8 @@ def run_compare(
     # What a saved score was computed on: a rerun reuses it only for the same task.
     fingerprint = {"corpus": str(corpus.path), "windows": len(rows),
                    "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
-    for name, make in _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir,
-                               skipped):  # fmt: skip
+    for name, make in _methods(corpus, rows, targets, task, pretrained, quick, seed,
+                               checkpoint_dir, skipped):  # fmt: skip
         saved = out / "methods" / f"{name}.json"
         if saved.is_file():
             previous = json.loads(saved.read_text())
@@ -166,7 +171,7 @@ def _task(corpus: Corpus, select: str | None, quick: bool, seed: int) -> dict[st
     }  # fmt: skip
 
 
-def _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir, skipped):
+def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_dir, skipped):
     """``(name, make)`` of every applicable method: ``make()`` computes its features (only when
     the method is not reused) as ``features(fold) -> (n_rows, d)``."""
     trait = task["trait"]
@@ -183,20 +188,26 @@ def _methods(corpus, rows, task, pretrained, quick, seed, checkpoint_dir, skippe
 
     yield "de_logreg", de
 
+    event_locked = corpus.config.epoch_tmin is not None
+    reason = _riemann_unavailable(corpus, rows, present)
     if quick:
-        skipped["riemann"] = "left out of --quick runs (it reads every source file again)"
+        reason = "left out of --quick runs (it reads every source file again)"
+    if reason:
+        skipped["riemann"] = reason
+        if event_locked:
+            skipped["xdawn"] = reason
     else:
-        reason = _riemann_unavailable(corpus, rows, present)
-        if reason:
-            skipped["riemann"] = reason
-        else:
-            task["riemann_recentring"] = "over all windows" if trait else "per subject"
+        task["riemann_recentring"] = "over all windows" if trait else "per subject"
 
-            def riemann():
-                covariances = riemann_features(corpus, rows, per_subject=not trait)
-                return lambda fold: covariances
+        def riemann():
+            covariances = riemann_features(corpus, rows, per_subject=not trait)
+            return lambda fold: covariances
 
-            yield "riemann", riemann
+        yield "riemann", riemann
+        if event_locked:
+            yield "xdawn", lambda: _xdawn(corpus, rows, targets)
+    if not event_locked:
+        skipped["xdawn"] = "for event-locked corpora (preprocess --epochs-from) only"
 
     for name, encoder, normalize in _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
 
@@ -265,6 +276,20 @@ def _fitted_tokens(encoder, x_raw, present, rows, seed, signal):
         mean, std = normalizer.statistics(*node_moments(x_raw[train], present[train]))
         x = token_input(encoder.tokens, standardize(x_raw, present, mean, std), signal)
         return _tokens(encoder, x, present, seed)
+
+    return features
+
+
+def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray):
+    """xDAWN + tangent-space features per fold: the pipeline is fitted on the fold's training
+    epochs (xDAWN is supervised), then transforms every epoch."""
+    epochs = source_windows(corpus, rows, lambda *window: band_passed_windows(*window, ERP_BAND))
+    position = {r: i for i, r in enumerate(rows)}
+
+    def features(fold: Fold) -> np.ndarray:
+        train = np.array([position[r] for r in np.concatenate([fold.train, fold.val])])
+        model = xdawn_tangent_space().fit(epochs[train], targets[rows[train]])
+        return model.transform(epochs)
 
     return features
 

@@ -341,10 +341,17 @@ def riemann_features(corpus: Corpus, rows: np.ndarray, per_subject: bool = True)
     re-centred per subject (``per_subject=False``: once over all the windows, for tasks where a
     subject's own mean would remove the label).
     """
+    covariances = source_windows(corpus, rows, lambda *window: band_covariances(*window, BANDS))
+    subjects = corpus.index["subject"].astype(str).to_numpy()[rows]
+    return recentred_tangent_space(covariances, subjects if per_subject else np.zeros(len(rows)))
+
+
+def source_windows(corpus: Corpus, rows: np.ndarray, compute) -> np.ndarray:
+    """``compute(data, sfreq, starts, n_samples)`` over each source recording of the windows
+    ``rows`` (its mapped channels, in node order), stacked in ``rows``' order."""
     index, recordings = corpus.index, corpus.recordings
     paths = dict(zip(recordings["recording"], recordings["path"], strict=True))
-    n_samples = None
-    covariances = np.empty(len(rows), dtype=object)
+    out = np.empty(len(rows), dtype=object)
     position = {r: i for i, r in enumerate(rows)}
     for name, part in index.iloc[rows].groupby("recording", sort=False):
         recording = read_recording(paths[name])
@@ -353,12 +360,10 @@ def riemann_features(corpus: Corpus, rows: np.ndarray, per_subject: bool = True)
         sfreq = recording.sfreq
         n_samples = round(corpus.config.window * sfreq)
         starts = np.round(part["start_s"].to_numpy() * sfreq).astype(int)
-        values = band_covariances(recording.data[channels], sfreq, starts, n_samples, BANDS)
+        values = compute(recording.data[channels], sfreq, starts, n_samples)
         for row, value in zip(part.index, values, strict=True):
-            covariances[position[row]] = value
-    stacked = np.stack(list(covariances))
-    subjects = index["subject"].astype(str).to_numpy()[rows]
-    return recentred_tangent_space(stacked, subjects if per_subject else np.zeros(len(rows)))
+            out[position[row]] = value
+    return np.stack(list(out))
 
 
 @torch.no_grad()

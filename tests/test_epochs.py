@@ -1,0 +1,97 @@
+"""Event-locked windows: one per stimulus, from --tmin to --tmax around its onset; xDAWN on them."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mmm_eeg import UserInputError
+from mmm_eeg.cli import app
+from mmm_eeg.corpus import Corpus
+from mmm_eeg.features import differential_entropy
+from mmm_eeg.io.readers import read_recording
+from mmm_eeg.spec import FeatureSpec
+from mmm_eeg.topology import UnifiedTopology
+from mmm_eeg.train.protocols import make_folds
+from mmm_eeg.windows import PreprocessConfig, extract_windows
+
+EVENTS = {"1": "house", "2": "face"}
+runner = CliRunner()
+
+
+def test_event_locked_windows_start_at_their_events(muse_file):
+    recording = read_recording(muse_file)
+    config = PreprocessConfig(window=1.0, epoch_tmin=-0.1)
+    windows = extract_windows(recording, UnifiedTopology.default(), config, events=EVENTS)
+    onsets = [(a.onset, EVENTS[a.description]) for a in recording.annotations
+              if a.description in EVENTS]  # fmt: skip
+    inside = [(t, label) for t, label in onsets
+              if t - 0.1 >= 0 and t + 0.9 <= recording.duration]  # fmt: skip
+    assert len(windows) + sum(windows.dropped.values()) == len(onsets)
+    assert len(windows) >= len(inside) - 1 and len(windows) > 50
+    sfreq = recording.sfreq
+    kept = {round(t * sfreq): label for t, label in inside}
+    for start, label in zip(windows.start_s, windows.labels, strict=True):
+        onset = round((start + 0.1) * sfreq)
+        assert kept.get(onset, kept.get(onset - 1, kept.get(onset + 1))) == label
+    # Each window's DE is the DE of exactly its samples.
+    mapping = UnifiedTopology.default().map_channels(recording.ch_names, on_unknown="drop")
+    channels = mapping.source[mapping.present]
+    first = round(windows.start_s[0] * sfreq)
+    segment = recording.data[channels, first : first + round(sfreq)]
+    expected = differential_entropy(segment, sfreq, config.bands, 1.0)[0]
+    np.testing.assert_allclose(windows.features[0][mapping.present], expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserInputError, match="need the events that lock"):
+        extract_windows(recording, UnifiedTopology.default(), config)
+    with pytest.raises(UserInputError, match="neither a step nor LDS"):
+        PreprocessConfig(epoch_tmin=0.0, step=0.5)
+
+
+@pytest.fixture(scope="module")
+def muse_corpus(muse_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("epochs") / "corpus"
+    folder = muse_file.parents[1]  # one subject, every session
+    result = runner.invoke(
+        app, ["preprocess", str(folder), "--out", str(out), "--epochs-from", "1=house,2=face",
+              "--tmin", "-0.1", "--tmax", "0.9"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return Corpus(out)
+
+
+def test_preprocess_epochs_from_writes_event_locked_windows(muse_corpus, tmp_path, muse_file):
+    corpus = muse_corpus
+    assert corpus.config.epoch_tmin == -0.1 and corpus.config.window == 1.0
+    assert set(corpus.index["label"]) == {"house", "face"}
+    # A DE model made on tiled windows reads event-locked ones (where windows lie is no
+    # property of what they hold).
+    FeatureSpec().check_features(corpus.feature_spec(), "the corpus")
+    for args, message in (
+        (["--epochs-from", "1=house"], "need --tmax after --tmin"),
+        (["--epochs-from", "1=house", "--events", "1=house", "--tmax", "1"], "events once"),
+        (["--epochs-from", "1=house", "--tmax", "1", "--window", "2"], "contradicts"),
+    ):
+        result = runner.invoke(
+            app, ["preprocess", str(muse_file), "--out", str(tmp_path / "x"), *args]
+        )
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_xdawn_features_are_fitted_on_the_training_fold_only(muse_corpus):
+    from mmm_eeg.corpus.labels import label_targets
+    from mmm_eeg.experiments.compare import _xdawn
+
+    corpus = muse_corpus
+    rows = np.arange(len(corpus))
+    targets, _ = label_targets(corpus.index, rows)
+    folds = make_folds(corpus.index, rows, "time-blocked", k=3, seed=0)
+    features = _xdawn(corpus, rows, targets)
+    fold = folds[0]
+    first = features(fold)
+    assert first.shape[0] == len(rows) and np.isfinite(first).all()
+    # Labels of the held-out epochs do not reach the features; the training labels do.
+    shuffled = targets.copy()
+    shuffled[fold.test] = np.random.default_rng(0).permutation(shuffled[fold.test])
+    np.testing.assert_allclose(_xdawn(corpus, rows, shuffled)(fold), first)
+    flipped = targets.copy()
+    flipped[fold.train] = 1 - flipped[fold.train]
+    assert not np.allclose(_xdawn(corpus, rows, flipped)(fold), first)
