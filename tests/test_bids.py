@@ -14,6 +14,7 @@ from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.build import build_corpus
 from mmm_eeg.io.bids import discover_bids, read_bids_recording
 from mmm_eeg.io.sources import discover_sources
+from mmm_eeg.windows import PreprocessConfig
 
 MOTOR = {"T0": "rest", "T1": "left_fist", "T2": "right_fist"}
 BAD = "C3.."  # eegmmidb's spelling of C3
@@ -78,6 +79,14 @@ def test_bids_events_route_equals_the_manifest_route_with_the_bad_channel_absent
     np.testing.assert_allclose(a.features[:][:, others], b.features[:][:, others], rtol=1e-6)
     assert report["absent_channels"] == {"marked bad by the source": 1}
     assert set(a.index["task"]) == {"motor"} and set(a.index["subject"]) == {"sub-mmidb001"}
+    # Event-locked from BIDS events: one window per events.tsv row, at its onset, its label.
+    locked = PreprocessConfig(window=1.0, epoch_tmin=0.0)
+    dropped = build_corpus(sources, tmp_path / "locked", config=locked)["dropped_windows"]
+    events = pd.read_csv(next(bids_root.rglob("*motor*_events.tsv")), sep="\t")
+    c = Corpus(tmp_path / "locked")
+    assert len(c) + dropped.get("event too close to the recording's edge", 0) == len(events)
+    np.testing.assert_allclose(c.index["start_s"], events["onset"][: len(c)], atol=1 / 160)
+    assert list(c.index["label"]) == list(events["trial_type"][: len(c)]) and len(c) > 20
 
 
 def test_bids_participants_labels_and_electrode_positions(bids_root):
