@@ -164,8 +164,8 @@ def markdown(r: dict) -> str:
         "pool (everything but eegmat 24-35), each beside its own initial weights (untrained); "
         "every one a linear probe on its frozen region and class tokens, leave one subject out "
         f"(`benchmark compare`). Signal: {st['signal_samples']} samples per 1 s window (100 Hz, "
-        "1-45 Hz, units of 100 µV, float16). Held-out reconstruction of the pool (predicting "
-        "zero for every target in brackets): "
+        "1-45 Hz, units of 100 µV, float16). Held-out reconstruction of the pool (predicting each "
+        "target value's mean in brackets): "
         + ", ".join(
             f"{t} {rec[t]['best_val_loss']:.3f} ({rec[t]['val_baseline']:.3f})" for t in TOKENS
         )

@@ -44,6 +44,21 @@ def test_event_locked_windows_start_at_their_events(muse_file):
         extract_windows(recording, UnifiedTopology.default(), config)
     with pytest.raises(UserInputError, match="neither a step nor LDS"):
         PreprocessConfig(epoch_tmin=0.0, step=0.5)
+    with pytest.raises(UserInputError, match="use method='fft'"):
+        PreprocessConfig(epoch_tmin=0.0, method="filter")
+    # Two labels at one onset: no window (it cannot carry both).
+    import dataclasses
+
+    from mmm_eeg.io.recording import Annotation
+
+    first = next(a for a in recording.annotations if a.description in EVENTS)
+    other = "2" if first.description == "1" else "1"
+    doubled = dataclasses.replace(
+        recording, annotations=[*recording.annotations, Annotation(first.onset, 0.0, other)]
+    )
+    again = extract_windows(doubled, UnifiedTopology.default(), config, events=EVENTS)
+    assert len(again) == len(windows) - 1
+    assert again.dropped["events of two labels at one onset"] == 2
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +76,14 @@ def muse_corpus(muse_file, tmp_path_factory):
 def test_preprocess_epochs_from_writes_event_locked_windows(muse_corpus, tmp_path, muse_file):
     corpus = muse_corpus
     assert corpus.config.epoch_tmin == -0.1 and corpus.config.window == 1.0
+    assert corpus.meta["version"] == 1  # no signal array: readable by version-1 readers
     assert set(corpus.index["label"]) == {"house", "face"}
     # A DE model made on tiled windows reads event-locked ones (where windows lie is no
     # property of what they hold).
     FeatureSpec().check_features(corpus.feature_spec(), "the corpus")
     for args, message in (
         (["--epochs-from", "1=house"], "need --tmax after --tmin"),
+        (["--tmin", "-0.1"], "need --tmax after --tmin"),
         (["--epochs-from", "1=house", "--events", "1=house", "--tmax", "1"], "events once"),
         (["--epochs-from", "1=house", "--tmax", "1", "--window", "2"], "contradicts"),
     ):

@@ -51,7 +51,7 @@ def export_onnx(model: MMMModel, out: str | Path, channels: Sequence[str] | None
         The ``.onnx`` file.
     channels : sequence of str | None
         Export for this montage only (an encoder with ``absent="exclude"``): the input ``x`` is
-        (batch, n_mapped, n_bands), one row per channel the topology maps, in the order the
+        (batch, n_mapped, n_inputs), one row per channel the topology maps, in the order the
         metadata's ``input_channels`` lists; there is no ``present`` input. None: all nodes.
 
     Returns
@@ -63,8 +63,9 @@ def export_onnx(model: MMMModel, out: str | Path, channels: Sequence[str] | None
 
     Notes
     -----
-    Inputs: ``x`` float32 (batch, n_nodes, n_bands), standardised as the spec says; ``present``
-    bool (batch, n_nodes). An encoder with ``absent="noise"`` draws its noise inside the graph.
+    Inputs: ``x`` float32 (batch, n_nodes, n_inputs): DE standardised as the spec says, and the
+    signal for raw tokens; ``present`` bool (batch, n_nodes). An encoder with
+    ``absent="noise"`` draws its noise inside the graph.
     """
     try:
         import onnx

@@ -104,16 +104,21 @@ class PreprocessConfig:
     epoch_tmin: float | None = None
 
     def __post_init__(self) -> None:
-        if self.epoch_tmin is not None and (self.lds or self.step is not None):
+        if self.epoch_tmin is not None and (
+            self.lds or self.step is not None or self.method == "filter"
+        ):
             raise UserInputError(
                 "Event-locked windows (epoch_tmin) are one per event: they take neither a step "
-                "nor LDS smoothing across windows; drop step and lds.",
+                "nor LDS smoothing across windows, and DE by filtering would run the filter "
+                "across neighbouring epochs; drop step and lds, use method='fft'.",
                 parameter="epoch_tmin",
             )
         check_option("bipolar", self.bipolar, ("exclude", "midpoint"))
         object.__setattr__(self, "signal_band", tuple(float(f) for f in self.signal_band))
         if self.signal_rate is not None:
-            check_signal_settings(self.signal_rate, self.signal_band, self.signal_unit_uv)
+            check_signal_settings(
+                self.signal_rate, self.signal_band, self.signal_unit_uv, self.window
+            )
         check_option("reference", self.reference, ("none", "average"))
         check_option("method", self.method, DE_METHODS)
         check_range("tolerance_mm", self.tolerance_mm, low=0, low_open=True)
@@ -246,10 +251,9 @@ def extract_windows(
             start_s, config.window, label, recording.annotations, events
         )
     else:
-        _, start_s, labels, outside = epochs
+        _, start_s, labels, lost = epochs
         label_ok, label_reason = np.ones(len(labels), dtype=bool), [""] * len(labels)
-        if outside:
-            dropped["event too close to the recording's edge"] += outside
+        dropped.update(lost)
     for w in np.flatnonzero(~label_ok & ~window_bad):
         dropped[label_reason[w]] += 1
     keep = ~window_bad & label_ok
@@ -283,9 +287,9 @@ def _event_epochs(
     sfreq: float,
     config: PreprocessConfig,
     events: Mapping[str, str] | None,
-) -> tuple[np.ndarray, np.ndarray, list[str | None], int]:
-    """The event-locked windows of ``data`` end to end, their starts (s), labels, and how many
-    events lacked a full window inside the recording."""
+) -> tuple[np.ndarray, np.ndarray, list[str | None], dict[str, int]]:
+    """The event-locked windows of ``data`` end to end, their starts (s), labels, and the events
+    left out by reason (no full window inside the recording; two labels at one onset)."""
     if not events:
         raise UserInputError(
             f"{recording.source}: event-locked windows (epoch_tmin) need the events that lock "
@@ -293,23 +297,31 @@ def _event_epochs(
         )
     length = round(config.window * sfreq)
     firsts, labels, outside = [], [], 0
+    at: dict[int, set[str]] = {}
     for a in recording.annotations:
         if a.description in events:
             first = round((a.onset + float(config.epoch_tmin or 0.0)) * sfreq)
+            at.setdefault(first, set()).add(events[a.description])
             if first < 0 or first + length > data.shape[1]:
                 outside += 1
                 continue
             firsts.append(first)
             labels.append(events[a.description])
+    # Events of two labels at one onset: one window cannot carry both labels.
+    conflicting = {f for f, names in at.items() if len(names) > 1}
+    kept = [i for i, f in enumerate(firsts) if f not in conflicting]
+    lost = {"event too close to the recording's edge": outside,
+            "events of two labels at one onset": len(firsts) - len(kept)}  # fmt: skip
+    firsts, labels = [firsts[i] for i in kept], [labels[i] for i in kept]
     if not firsts:
         raise UserInputError(
             f"{recording.source}: no event of {sorted(events)} has a full {config.window:g} s "
-            f"window inside the recording ({outside} too close to its edges); check the events "
+            f"window inside the recording ({lost}); check the events "
             "map against the file's annotations."
         )
     index = np.asarray(firsts)[:, None] + np.arange(length)
     epochs = data[:, index].reshape(len(data), -1)
-    return epochs, np.asarray(firsts) / sfreq, labels, outside
+    return epochs, np.asarray(firsts) / sfreq, labels, {k: n for k, n in lost.items() if n}
 
 
 def map_recording_channels(
@@ -381,7 +393,7 @@ def checked_windows(
         length = round(config.window * sfreq)
         signal = signal_windows(
             clean, sfreq, starts, length, config.signal_rate, config.signal_band,
-            config.signal_unit_uv,
+            config.signal_unit_uv, n_out=config.signal_samples,
         )  # fmt: skip
     return de, signal, failed
 

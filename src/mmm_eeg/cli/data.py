@@ -120,8 +120,9 @@ def preprocess(
         ),
     ] = None,
     tmin: Annotated[
-        float, typer.Option(help="Event-locked windows start this many seconds after onset.")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="Event-locked windows start this many seconds after onset (0)."),
+    ] = None,
     tmax: Annotated[
         float | None,
         typer.Option(help="Event-locked windows end this many seconds after onset."),
@@ -135,8 +136,8 @@ def preprocess(
     from mmm_eeg.io.inputs import discover_inputs
 
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    if epochs_from is not None or tmax is not None:
-        events, options = _event_locked(events, epochs_from, tmin, tmax, options)
+    if epochs_from is not None or tmax is not None or tmin is not None:
+        events, options = _event_locked(events, epochs_from, tmin or 0.0, tmax, options)
     config = PreprocessConfig(**options)
     sources, skipped = discover_inputs(
         [*inputs, *([manifest] if manifest else [])], events, labels=split_list(labels),

@@ -46,7 +46,7 @@ def pretrain(
 
     console.print(
         f"Run {run_dir}: final train loss {fmt(summary['final_train_loss'])}, best held-out "
-        f"loss {fmt(summary['best_val_loss'])} (predicting zero, for DE the band mean: "
+        f"loss {fmt(summary['best_val_loss'])} (predicting each target's mean: "
         f"{fmt(summary['val_baseline'])}). Encoder: {run_dir / 'encoder'}; plots: "
         f"{run_dir / 'plots'}. Next: mmm-eeg finetune {corpus} --init {run_dir} --out results",
         highlight=False,

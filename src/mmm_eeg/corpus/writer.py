@@ -126,7 +126,9 @@ class CorpusWriter:
                     dtype="float16",
                 )  # fmt: skip
             self.meta = {
-                "format": FORMAT, "version": VERSION, **settings,
+                # Version 1 readers read a corpus without the signal array.
+                "format": FORMAT, "version": VERSION if self.signal is not None else 1,
+                **settings,
                 "n_windows": 0, "index_parts": [], "recording_parts": [],
             }  # fmt: skip
             write_json(self.path / "corpus.json", self.meta)
@@ -164,6 +166,12 @@ class CorpusWriter:
                 f"{recording_id}: the corpus keeps each window's signal, and these windows have "
                 "none (ready-made features, or windows made without signal_rate); write them to "
                 "a corpus without a signal rate."
+            )
+        if windows.signal is not None and not np.all(np.abs(windows.signal) < 6e4):
+            raise UserInputError(
+                f"{recording_id}: its signal exceeds what float16 stores (6e4 units of "
+                f"{self.meta['preprocessing']['signal_unit_uv']:g} µV); the recording is not in "
+                "volts (check the reader's unit), or set max_amplitude_uv to drop such windows."
             )
         self._pending.append((recording_id, dict(meta), windows))
         if sum(len(w) for _, _, w in self._pending) >= self.commit_windows:

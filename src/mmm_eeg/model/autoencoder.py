@@ -132,6 +132,14 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
         """The weighted squared error per node, (batch, n_nodes)."""
         return ((prediction - target) ** 2 * self.column_weight.to(target.dtype)).sum(-1)
 
+    def mean_baseline(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The loss of predicting, for every node, each target value's mean over the nodes
+        ``weight`` selects (batch, n_nodes): what a model that learned no structure scores."""
+        target = self.reconstruction_target(x)
+        total = weight.sum().clamp(min=1.0)
+        mean = (target * weight[..., None]).sum((0, 1)) / total
+        return (self.node_error(mean.expand_as(target), target) * weight).sum() / total
+
     def forward(
         self,
         x: torch.Tensor,

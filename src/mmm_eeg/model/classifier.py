@@ -35,8 +35,8 @@ class MMMClassifier(PretrainedMixin, nn.Module):
         Train only the head (linear probing); the encoder stays in eval mode.
     ch_names : sequence of str | None
         The recording's channel names (braindecode style). When given, ``forward`` takes
-        features in that channel order, (batch, n_chans, in_features), and maps them onto the
-        topology itself; otherwise it takes (batch, n_nodes, in_features) in node order.
+        features in that channel order, (batch, n_chans, n_inputs), and maps them onto the
+        topology itself; otherwise it takes (batch, n_nodes, n_inputs) in node order.
     label_names : sequence of str | None
         Class names, stored with the checkpoint.
     feature_spec : FeatureSpec | None

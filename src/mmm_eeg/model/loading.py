@@ -220,6 +220,9 @@ def load_encoder(
     if feature_spec is not None and feature_spec.tokens != encoder.tokens:
         logger.info("%s reads %r tokens; its feature spec follows.", init, encoder.tokens)
         feature_spec = replace(feature_spec, tokens=encoder.tokens)
+    if feature_spec is not None and encoder.tokens != "de" and encoder.feature_spec is not None:
+        # The signal is not standardised: its rate, band and unit must be the encoder's.
+        encoder.feature_spec.check_features(feature_spec, "the corpus")
     if encoder.topology != topology:
         raise UserInputError(
             f"{init}: its topology {encoder.topology.name!r} differs from the corpus's "

@@ -72,11 +72,11 @@ def pretraining_plots(out: Path, autoencoder, corpus, val_rows: np.ndarray, conf
     x, present = torch.from_numpy(x), torch.from_numpy(present)
     curve = reconstruction_by_ratio(autoencoder.cpu(), x, present)
     target = autoencoder.reconstruction_target(x)
-    zero_error = autoencoder.node_error(torch.zeros_like(target), target)
+    baseline = autoencoder.mean_baseline(x, present.to(x.dtype))
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(curve["ratio"], curve["masked"], "-o", label="masked nodes")
     ax.plot(curve["ratio"], curve["visible"], "-o", label="visible nodes")
-    ax.axhline(float(zero_error[present].mean()), ls="--", color="grey", label="predict zero")
+    ax.axhline(float(baseline), ls="--", color="grey", label="predict each target's mean")
     ax.set_xlabel("mask ratio")
     ax.set_ylabel("MSE on held-out windows")
     ax.legend()
@@ -151,9 +151,12 @@ def finetune_plots(out: Path, folds: list[dict[str, Any]], label_names: list[str
 
 
 def _shown_column(autoencoder, window: float) -> tuple[int, str]:
-    """The target column the topographies show: alpha DE, else the spectrum near 10 Hz."""
+    """The target column the topographies show: alpha DE, else the spectrum near 10 Hz, else
+    the waveform's middle sample."""
     if "de" in autoencoder.targets:
         return 2, "alpha DE"
+    if "spectrum" not in autoencoder.targets:
+        return autoencoder.encoder.signal_samples // 2, "waveform, mid-window"
     offset = autoencoder.encoder.signal_samples if "waveform" in autoencoder.targets else 0
     bin_ = round(10 * window)
     return offset + bin_, f"log amplitude at {bin_ / window:g} Hz"

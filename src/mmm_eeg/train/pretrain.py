@@ -82,10 +82,7 @@ class PretrainModule(L.LightningModule):
         masked = masked.to(x.device)
         loss, _ = self.autoencoder.loss(x, present, masked)
         weight = (present & masked).to(x.dtype)
-        # Predicting zero for every target (for standardised DE: the mean).
-        target = self.autoencoder.reconstruction_target(x)
-        error = self.autoencoder.node_error(torch.zeros_like(target), target)
-        baseline = (error * weight).sum() / weight.sum().clamp(min=1.0)
+        baseline = self.autoencoder.mean_baseline(x, weight)
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
         self.log("val_baseline", baseline, sync_dist=True)
 
