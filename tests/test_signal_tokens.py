@@ -250,3 +250,10 @@ def test_the_registered_raw_architecture_through_the_estimators_and_load_encoder
     vectors = MMMEmbedder("mmm_base_raw", raw.info["sfreq"], names).fit_transform(epochs)
     assert vectors.shape == (6, 64) and np.isfinite(vectors).all()
     assert not np.allclose(vectors[0], vectors[1])  # the epochs' own signals, not a constant
+
+
+def test_a_spec_of_other_tokens_is_refused_by_the_model():
+    encoder = MMMEncoder(dim=16, depth=1, heads=2, tokens="raw", signal_samples=100)
+    with pytest.raises(UserInputError, match=r"spec gives 5 values per node \('de' tokens\)"):
+        MMMModel(encoder, FeatureSpec())
+    assert MMMModel(encoder, FeatureSpec(SIGNAL, tokens="raw")).spec.n_inputs == 100

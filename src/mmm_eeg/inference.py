@@ -84,6 +84,13 @@ class MMMModel:
             raise UserInputError(
                 f"The spec's node order ({spec.topology}) is not the model's ({topology.name})."
             )
+        if spec.n_inputs != self.encoder.n_inputs:
+            raise UserInputError(
+                f"The spec gives {spec.n_inputs} values per node ({spec.tokens!r} tokens); the "
+                f"model reads {self.encoder.n_inputs} ({self.encoder.tokens!r} tokens). Give "
+                "the spec the model was trained with (its config.json's feature_spec).",
+                parameter="spec",
+            )
 
     def __repr__(self) -> str:
         kind = "classifier" if self.is_classifier else "encoder"
