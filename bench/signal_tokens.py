@@ -1,4 +1,4 @@
-"""Tokens from the signal: does pretraining pay with raw-signal tokens? (eegmat, Muse N170)
+"""Tokens from the signal: does pretraining pay with raw-signal tokens? (three tasks)
 
 One corpus of ../shared/eeg that keeps each window's signal (100 Hz, 1-45 Hz, units of
 100 µV) beside its DE. For each token type (``de``, ``raw``, ``de+raw``) an encoder is pretrained
@@ -14,6 +14,11 @@ the large untrained encoder and the released TUH encoder, on two tasks:
   channels), leave one subject out over the 5 subjects, with xDAWN + tangent space beside the
   classical methods. The pool held these recordings' tiled windows, unlabelled: the encoders saw
   the subjects' signals (not the stimuli's timing nor the labels) during pretraining.
+- eegmmidb S001 imagined left vs right fist (runs 4, 8, 12; the 1 s windows of each cue's
+  4.1 s span): one subject, so within subject, 5 blocks in time of each run with no training
+  window within 4 s of a test window, paired over the 5 folds (the smallest Wilcoxon p of 5
+  pairs is 0.0625); CSP + LDA beside the classical methods. The pool held all 14 runs
+  unlabelled, as for Muse.
 
 Reported: each pretrained encoder against its untrained twin and against the strongest classical
 method, paired over subjects (mean, spread, subjects better, Wilcoxon p). Nothing is chosen on
@@ -25,6 +30,7 @@ the test subjects: recipe and settings are fixed here before any probe.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -54,6 +60,8 @@ PREPROCESSING = PreprocessConfig(signal_rate=100.0, signal_band=(1.0, 45.0))
 #: Muse N170 stimuli (eeg-notebooks' markers) and the event-locked windows around them.
 MUSE_EVENTS = "1=house,2=face"
 MUSE = replace(PREPROCESSING, window=1.0, epoch_tmin=-0.1)
+#: eegmmidb runs of imagined left / right fist movement, labelled by their cue spans.
+MOTOR_TASK, MOTOR_EVENTS = "imagined_left_right_fist", "T1,T2"
 
 
 def main() -> None:
@@ -87,8 +95,11 @@ def main() -> None:
         sources += [twin, run]
     downstream = f"subject in [{', '.join(subjects)}]"
     muse = muse_corpus(args.data, args.out / "muse_corpus")
+    motor = motor_corpus(args.data, args.out / "motor_corpus")
     tasks = {}
-    for task, path, select in (("eegmat", corpus.path, downstream), ("muse_n170", muse, None)):
+    for task, path, select in (
+        ("eegmat", corpus.path, downstream), ("muse_n170", muse, None), ("eegmmidb", motor, None)
+    ):  # fmt: skip
         result = run_compare(
             path, args.out / f"compare_{task}", sources, select=select, quick=args.quick, seed=0
         )
@@ -99,6 +110,7 @@ def main() -> None:
             b = result["methods"][f"mmm_untrained_{name}"]["balanced_accuracy"]
             pairs[tokens] = _paired(a, b)
         tasks[task] = {
+            "unit": result["task"]["unit"],
             "pretrained_minus_untrained": pairs,
             **{k: result[k] for k in ("methods", "paired", "strongest_classical", "verdict",
                                       "skipped")},
@@ -130,6 +142,24 @@ def muse_corpus(data: Path, out: Path) -> Path:
     return out
 
 
+def motor_corpus(data: Path, out: Path) -> Path:
+    """eegmmidb S001's imagined left / right fist runs, windows of the cue spans (built once)."""
+    rows = list(csv.DictReader((data / "eegmmidb" / "manifest.csv").open()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = out.parent / "motor_manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            if r["task"] == MOTOR_TASK:
+                writer.writerow({**r, "path": str(data / "eegmmidb" / r["path"])})
+    sources, skipped = discover_sources(
+        [manifest], events=MOTOR_EVENTS, labels=["left_fist", "right_fist"]
+    )
+    build_corpus(sources, out, config=PREPROCESSING, skipped=skipped)
+    return out
+
+
 def _paired(a: dict, b: dict) -> dict:
     diff = paired_difference(a, b)
     values = [a["per_subject"][s] - b["per_subject"][s] for s in b["per_subject"]]
@@ -158,13 +188,19 @@ def _storage(corpus) -> dict:
 def markdown(r: dict) -> str:
     st, rec = r["storage"], r["reconstruction"]
     lines = [
-        f"Measured with `python bench/signal_tokens.py` ({r['runtime_s'] / 60:.0f} min, 2 "
-        f"cores): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
+        f"Measured with `python bench/signal_tokens.py` ({r['runtime_s'] / 60:.0f} min on 2 cores"
+        + (
+            ""
+            if r["pretraining_s"]
+            else ", reusing finished pretraining runs and method scores; about 45 min from scratch"
+        )
+        + f"): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
         f"{r['recipe']['decoder_depth']} blocks pretrained {r['recipe']['epochs']} epochs on the "
         "pool (everything but eegmat 24-35), each beside its own initial weights (untrained); "
-        "every one a linear probe on its frozen region and class tokens, leave one subject out "
-        f"(`benchmark compare`). Signal: {st['signal_samples']} samples per 1 s window (100 Hz, "
-        "1-45 Hz, units of 100 µV, float16). Held-out reconstruction of the pool (predicting each "
+        "every one a linear probe on its frozen region and class tokens (`benchmark compare`: "
+        "leave one subject out, within subject for eegmmidb). Signal: "
+        f"{st['signal_samples']} samples per 1 s window (100 Hz, 1-45 Hz, units of 100 µV, "
+        "float16). Held-out reconstruction of the pool (predicting each "
         "target value's mean in brackets): "
         + ", ".join(
             f"{t} {rec[t]['best_val_loss']:.3f} ({rec[t]['val_baseline']:.3f})" for t in TOKENS
@@ -175,15 +211,17 @@ def markdown(r: dict) -> str:
         "eegmat": "eegmat rest vs arithmetic, 12 subjects never pretrained on",
         "muse_n170": "Muse N170 face vs house, event-locked (-0.1 to 0.9 s), 4 channels, "
         "5 subjects",
+        "eegmmidb": "eegmmidb S001 imagined left vs right fist, 64 channels, within subject "
+        "(5 blocks in time, 4 s gap; paired over the 5 folds, smallest possible p 0.0625)",
     }
     for task, t in r["tasks"].items():
-        methods, best = t["methods"], t["strongest_classical"]
+        methods, best, unit = t["methods"], t["strongest_classical"], t.get("unit", "subject")
         lines += [
             "",
             f"**{titles[task]}**",
             "",
-            "| tokens | untrained probe | pretrained probe | pretrained − untrained (subjects "
-            f"better, Wilcoxon p) | pretrained − {best} (subjects better, p) |",
+            f"| tokens | untrained probe | pretrained probe | pretrained − untrained ({unit}s "
+            f"better, Wilcoxon p) | pretrained − {best} ({unit}s better, p) |",
             "|---|---|---|---|---|",
         ]
         for tokens in TOKENS:

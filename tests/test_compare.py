@@ -47,6 +47,7 @@ def test_quick_compare_gives_a_verdict_and_resumes(state_corpus, tmp_path):
     assert task["standardisation"] == "subject-node"
     assert {"de_logreg", "mmm_untrained", "mmm_base_tuh"} <= set(result["methods"])
     assert "riemann" in result["skipped"]  # --quick leaves it out, and says so
+    assert "csp_lda" in result["skipped"]
     for m in result["methods"].values():
         b = m["balanced_accuracy"]
         assert set(b["per_subject"]) == set(task["subjects"])
@@ -122,6 +123,38 @@ def test_a_trait_task_is_not_standardised_per_subject(eeg_data, tmp_path):
     assert result["task"]["trait"] is True
     assert result["task"]["standardisation"] == "fitted on each training fold"
     assert set(result["methods"]) >= {"de_logreg", "mmm_untrained"}
+    with pytest.raises(UserInputError, match="one label"):
+        run_compare(trait, tmp_path / "o2", quick=True, protocol="within-subject")
+
+
+def test_one_subject_is_compared_within_subject_with_csp(eeg_data, tmp_path):
+    """eegmmidb S001 imagined left vs right fist (runs 4, 8, 12; 1 s windows of the cue
+    spans): one subject, so blocks in time with no training window within 4 s of a test
+    window; CSP + LDA applies (64 channels, classes alternate within each run)."""
+    rows = list(csv.DictReader((eeg_data / "eegmmidb" / "manifest.csv").open()))
+    chosen = [r for r in rows if r["task"] == "imagined_left_right_fist"]
+    manifest = tmp_path / "mi.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in chosen:
+            writer.writerow({**r, "path": str(eeg_data / "eegmmidb" / r["path"])})
+    sources, _ = discover_sources([manifest], events="T1,T2", labels=["left_fist", "right_fist"])
+    build_corpus(sources, tmp_path / "corpus")
+    with pytest.raises(UserInputError, match="within-subject"):
+        run_compare(tmp_path / "corpus", tmp_path / "o1", protocol="loso")
+    result = run_compare(tmp_path / "corpus", tmp_path / "out")
+    task = result["task"]
+    assert (task["protocol"], task["unit"], task["gap_windows"]) == ("within-subject", "fold", 4)
+    folds = {f"eegmmidb-001 block-{j}-of-5" for j in range(1, 6)}
+    assert {"csp_lda", "riemann", "de_logreg"} <= set(result["methods"])
+    assert "xdawn" in result["skipped"]
+    for m in result["methods"].values():
+        assert set(m["balanced_accuracy"]["per_subject"]) == folds
+    best = result["methods"][result["strongest_classical"]]["balanced_accuracy"]["mean"]
+    assert best > 0.6  # the classical decoders read imagined movement
+    assert "of 5 folds" in result["verdict"]
+    assert "5 blocks in time, gap 4 s" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_verdict_wording():

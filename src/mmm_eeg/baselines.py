@@ -143,6 +143,19 @@ def xdawn_tangent_space(n_filters: int = 2):
     return make_pipeline(XdawnCovariances(n_filters, estimator="oas"), TangentSpace("riemann"))
 
 
+def csp_lda(n_components: int = 4):
+    """The motor-imagery pipeline: MNE's common spatial patterns (log-variance of
+    ``n_components`` filters, Ledoit-Wolf regularised covariances), then linear discriminant
+    analysis (a scikit-learn classifier, fitted on (n_epochs, n_channels, n_samples) windows)."""
+    from mne.decoding import CSP
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        CSP(n_components, reg="ledoit_wolf", log=True), LinearDiscriminantAnalysis()
+    )
+
+
 def recentred_tangent_space(covariances: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Tangent-space vectors of covariances re-centred per group, concatenated over bands.
 

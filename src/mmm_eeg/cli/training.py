@@ -215,11 +215,21 @@ def benchmark_compare(
         bool, typer.Option(help="At most 6 subjects, no Riemannian model (CI).")
     ] = False,
     seed: Annotated[int, typer.Option()] = 0,
+    protocol: Annotated[
+        Literal["auto", "loso", "subject-kfold", "within-subject"],
+        typer.Option(help="auto: loso up to 20 subjects, k-fold above, within subject below 3."),
+    ] = "auto",
+    gap: Annotated[
+        float, typer.Option(help="Within subject: seconds between training and test windows.")
+    ] = 4.0,
 ) -> None:
     """Your data, your verdict: MMM against the classical decoders on a labelled corpus."""
     from mmm_eeg.experiments.compare import report_markdown, run_compare
 
-    result = run_compare(corpus, out, pretrained or (), select=select, quick=quick, seed=seed)
+    result = run_compare(
+        corpus, out, pretrained or (), select=select, quick=quick, seed=seed,
+        protocol=protocol, gap_s=gap,
+    )  # fmt: skip
     console.print(report_markdown(result))
     console.print(f"Written: {out / 'results.json'}, {out / 'report.md'}, {out / 'paired.png'}")
 

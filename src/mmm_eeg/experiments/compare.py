@@ -7,11 +7,18 @@ variant with the strongest classical method over subjects, and says which to use
 - classical: DE + logistic regression; Riemannian filter-bank tangent space (pyriemann; read from
   the source files, so only for corpora built from files with one montage); for event-locked
   corpora (``preprocess --epochs-from``) also pyriemann's ERP pipeline, xDAWN covariances +
-  tangent space, fitted on each training fold (1-20 Hz epochs from the source files);
+  tangent space, fitted on each training fold (1-20 Hz epochs from the source files); for trial
+  paradigms (recordings that alternate classes, as motor imagery does, or event-locked windows)
+  of at least 8 channels, CSP + LDA (MNE's ``CSP``, 8-30 Hz, fitted on each training fold);
 - MMM, each as a linear probe on its frozen region and class tokens: an untrained encoder, the
   released TUH encoder (``mmm_base_tuh``), its completed form (``mmm_base_tuh_completed``, when
   its weights are found) and every pretrained run given;
-- protocol: leave one subject out (up to 20 subjects), else grouped 5-fold over subjects.
+- protocol (``auto``): leave one subject out (up to 20 subjects), grouped 5-fold over more
+  subjects, and within subject for fewer than 3: contiguous blocks in time of each recording
+  (5 folds), no training window within ``gap_s`` seconds of a test window (a trial's other
+  windows, overlapping windows). Within subject, the paired statistics run over the
+  (subject, fold) units instead of subjects: with one subject and 5 folds the smallest
+  two-sided Wilcoxon p is 0.0625, so such a verdict can never read "beyond the noise".
 
 Standardisation: per subject, per node and band (the transfer benchmark's), unless every subject
 carries one label (a trait task): standardising each subject by its own statistics would remove
@@ -28,7 +35,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +44,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
-from mmm_eeg.baselines import band_passed_windows, xdawn_tangent_space
+from mmm_eeg.baselines import band_passed_windows, csp_lda, xdawn_tangent_space
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
@@ -48,15 +56,24 @@ from mmm_eeg.model.loading import resolve_model
 from mmm_eeg.normalization import Normalizer, node_moments, standardize
 from mmm_eeg.spec import token_input
 from mmm_eeg.train.finetune import input_normalization
+from mmm_eeg.train.metrics import per_subject_balanced_accuracy
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
+from mmm_eeg.validation import check_option, check_range
 from mmm_eeg.viz import pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
-CLASSICAL = ("de_logreg", "riemann", "xdawn")
+CLASSICAL = ("de_logreg", "riemann", "xdawn", "csp_lda")
 #: The ERP pipeline's pass band (Hz): evoked potentials live below 20 Hz.
 ERP_BAND = (1.0, 20.0)
+#: CSP's pass band (Hz): the mu and beta rhythms motor imagery modulates.
+MOTOR_BAND = (8.0, 30.0)
+#: Fewest channels for CSP's spatial filters to mean something.
+CSP_MIN_CHANNELS = 8
+PROTOCOLS = ("auto", "loso", "subject-kfold", "within-subject")
+#: Folds (blocks in time of each recording) of the within-subject protocol.
+WITHIN_FOLDS = 5
 #: Per subject, per node and band: the transfer benchmark's standardisation.
 SUBJECT_NORMALIZE = "subject-node"
 LOSO_MAX_SUBJECTS = 20
@@ -70,6 +87,8 @@ def run_compare(
     quick: bool = False,
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
+    protocol: str = "auto",
+    gap_s: float = 4.0,
 ) -> dict[str, Any]:
     """Score every applicable method on a corpus's labels and give the verdict.
 
@@ -90,17 +109,24 @@ def run_compare(
         Seed of the folds, the probes and the untrained encoder.
     checkpoint_dir : str | path-like | None
         Where to look first for registered weights.
+    protocol : {"auto", "loso", "subject-kfold", "within-subject"}
+        How windows are split; ``auto``: see the module docstring.
+    gap_s : float
+        Within subject: seconds between any training window and a test window.
 
     Returns
     -------
     dict
         The content of ``results.json``: ``task``, ``methods.NAME.balanced_accuracy.{mean, std,
-        per_subject}``, ``skipped``, ``paired``, ``verdict``.
+        per_subject}`` (within subject, ``per_subject`` holds one score per subject and fold),
+        ``skipped``, ``paired``, ``verdict``.
     """
+    check_option("protocol", protocol, PROTOCOLS)
+    check_range("gap_s", gap_s, low=0)
     started = time.perf_counter()
     out = check_output_folder(Path(out))
     corpus = Corpus(corpus_path)
-    task = _task(corpus, select, quick, seed)
+    task = _task(corpus, select, quick, seed, protocol, gap_s)
     rows, targets = task.pop("rows"), task.pop("targets")
     folds: list[Fold] = task.pop("folds")
     context = (corpus, rows, targets, seed)
@@ -109,6 +135,8 @@ def run_compare(
     # What a saved score was computed on: a rerun reuses it only for the same task.
     fingerprint = {"corpus": str(corpus.path), "windows": len(rows),
                    "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
+    if task["protocol"] == "within-subject":  # (loso keeps the fingerprint saved runs have)
+        fingerprint.update(protocol=task["protocol"], gap_windows=task["gap_windows"])
     for name, make in _methods(corpus, rows, targets, task, pretrained, quick, seed,
                                checkpoint_dir, skipped):  # fmt: skip
         saved = out / "methods" / f"{name}.json"
@@ -119,14 +147,14 @@ def run_compare(
                 logger.info("%s: reused from %s", name, saved)
                 continue
         logger.info("%s: scoring", name)
-        scores = _probe(make(), folds, context, task["trait"])
+        scores = _score(make(), folds, context, task)
         methods[name] = {"balanced_accuracy": scores, "fingerprint": fingerprint}
         write_json(saved, methods[name])
     result = {
         "task": task,
         "methods": methods,
         "skipped": skipped,
-        **verdict(methods),
+        **verdict(methods, task["unit"]),
         "runtime_s": round(time.perf_counter() - started, 1),
     }
     write_json(out / "results.json", result)
@@ -136,7 +164,9 @@ def run_compare(
     return result
 
 
-def _task(corpus: Corpus, select: str | None, quick: bool, seed: int) -> dict[str, Any]:
+def _task(
+    corpus: Corpus, select: str | None, quick: bool, seed: int, protocol: str, gap_s: float
+) -> dict[str, Any]:
     """The labelled windows, their targets, the folds, and what kind of task it is."""
     rows = select_windows(corpus.index, select)
     rows = rows[corpus.index["label"].notna().to_numpy()[rows]]
@@ -151,24 +181,53 @@ def _task(corpus: Corpus, select: str | None, quick: bool, seed: int) -> dict[st
     if quick and len(subjects) > 6:
         subjects = subjects[:6]
         rows = rows[np.isin(subject_of[rows], subjects)]
-    if len(subjects) < 3:
-        raise UserInputError(
-            f"{corpus.path}: {len(subjects)} subject(s) with labels; a subject-wise comparison "
-            "needs at least 3 (more for a verdict)."
-        )
     targets, names = label_targets(index, rows)
     labels_per_subject = {s: len(set(targets[rows[subject_of[rows] == s]])) for s in subjects}
     trait = all(n == 1 for n in labels_per_subject.values())
-    protocol = "loso" if len(subjects) <= LOSO_MAX_SUBJECTS else "subject-kfold"
-    folds = make_folds(index, rows, protocol, subjects if protocol == "loso" else None, seed=seed)
+    if protocol == "auto":
+        protocol = (
+            "within-subject" if len(subjects) < 3
+            else "loso" if len(subjects) <= LOSO_MAX_SUBJECTS else "subject-kfold"
+        )  # fmt: skip
+    extra: dict[str, Any] = {}
+    if protocol == "within-subject":
+        if trait:
+            raise UserInputError(
+                f"{corpus.path}: every subject has one label, so no subject can be scored on "
+                "its own data; use a subject-wise protocol (loso, subject-kfold)."
+            )
+        gap = _gap_windows(index, rows, gap_s)
+        folds = make_folds(index, rows, "time-blocked", k=WITHIN_FOLDS, gap=gap, labels=targets)
+        extra = {"gap_s": gap_s, "gap_windows": gap}
+    elif len(subjects) < 3:
+        raise UserInputError(
+            f"{corpus.path}: {len(subjects)} subject(s) with labels; a subject-wise comparison "
+            "needs at least 3 (more for a verdict); use --protocol within-subject."
+        )
+    else:
+        folds = make_folds(
+            index, rows, protocol, subjects if protocol == "loso" else None, seed=seed
+        )
     return {
         "rows": rows, "targets": targets, "folds": folds,
         "corpus": str(corpus.path), "select": select, "labels": names,
-        "subjects": subjects, "windows": len(rows), "protocol": protocol,
+        "subjects": subjects, "windows": len(rows), "protocol": protocol, **extra,
+        "unit": "fold" if protocol == "within-subject" else "subject",
         "trait": trait,
         "standardisation": "fitted on each training fold" if trait else SUBJECT_NORMALIZE,
         "quick": quick,
     }  # fmt: skip
+
+
+def _gap_windows(index, rows: np.ndarray, gap_s: float) -> int:
+    """Windows that span ``gap_s`` seconds: ``gap_s`` over the usual spacing of consecutive
+    windows of a recording (the hop of tiled windows; between events, their spacing)."""
+    starts = index["start_s"].to_numpy()[rows]
+    recordings = index["recording"].to_numpy()[rows]
+    spacing = [np.diff(np.sort(starts[recordings == rec])) for rec in np.unique(recordings)]
+    spacing = np.concatenate(spacing) if spacing else np.array([])
+    spacing = spacing[spacing > 0]
+    return int(np.ceil(gap_s / np.median(spacing) - 1e-9)) if len(spacing) else 0
 
 
 def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_dir, skipped):
@@ -208,6 +267,11 @@ def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_di
             yield "xdawn", lambda: _xdawn(corpus, rows, targets)
     if not event_locked:
         skipped["xdawn"] = "for event-locked corpora (preprocess --epochs-from) only"
+    csp_reason = reason or _csp_unavailable(corpus, rows, targets, nodes, event_locked)
+    if csp_reason:
+        skipped["csp_lda"] = csp_reason
+    else:
+        yield "csp_lda", lambda: _csp_lda(corpus, rows, targets)
 
     for name, encoder, normalize in _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
 
@@ -294,6 +358,33 @@ def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray):
     return features
 
 
+def _csp_lda(corpus: Corpus, rows: np.ndarray, targets: np.ndarray) -> Decoder:
+    """CSP + LDA on 8-30 Hz windows from the source files, fitted on each training fold."""
+    windows = source_windows(corpus, rows, lambda *window: band_passed_windows(*window, MOTOR_BAND))
+    position = {r: i for i, r in enumerate(rows)}
+
+    def predict(fold: Fold) -> np.ndarray:
+        train = np.array([position[r] for r in np.concatenate([fold.train, fold.val])])
+        model = csp_lda().fit(windows[train], targets[rows[train]])
+        return model.predict(windows[[position[r] for r in fold.test]])
+
+    return Decoder(predict)
+
+
+def _csp_unavailable(corpus, rows, targets, nodes, event_locked: bool) -> str | None:
+    """Why CSP + LDA does not apply here (None: it does)."""
+    if len(nodes) < CSP_MIN_CHANNELS:
+        return f"CSP needs at least {CSP_MIN_CHANNELS} channels; these windows have {len(nodes)}"
+    recording_of = corpus.index["recording"].to_numpy()[rows]
+    mixed = any(len(set(targets[rows[recording_of == rec]])) > 1 for rec in np.unique(recording_of))
+    if not (event_locked or mixed):
+        return (
+            "for trial paradigms (motor imagery: recordings that alternate classes, or "
+            "event-locked windows); here each recording holds one class"
+        )
+    return None
+
+
 def _riemann_unavailable(corpus: Corpus, rows: np.ndarray, present: np.ndarray) -> str | None:
     """Why the Riemannian model cannot run here (None: it can)."""
     if len(np.unique(present, axis=0)) > 1:
@@ -306,19 +397,42 @@ def _riemann_unavailable(corpus: Corpus, rows: np.ndarray, present: np.ndarray) 
     return None
 
 
-def _probe(features, folds: list[Fold], context, balanced: bool) -> dict[str, Any]:
-    """The logistic probe of :func:`probe_protocols`, fold by fold with that fold's features;
-    ``balanced`` (trait tasks): classes weighted, as leaving a subject out unbalances them."""
+@dataclass(frozen=True)
+class Decoder:
+    """A method with its own classifier: ``predict(fold)`` -> predicted labels of ``fold.test``
+    (the other methods give features, which the shared logistic probe reads)."""
+
+    predict: Callable[[Fold], np.ndarray]
+
+
+def _score(method, folds: list[Fold], context, task: dict[str, Any]) -> dict[str, Any]:
+    """Balanced accuracy per subject (within subject: per subject and fold) of a method: a
+    :class:`Decoder`, or features read by the logistic probe of :func:`probe_protocols`
+    (``balanced`` for trait tasks: classes weighted, as leaving a subject out unbalances
+    them; within subject, the probe's inner folds are blocks in time)."""
+    corpus, _, targets, _ = context
+    subject_of = corpus.index["subject"].astype(str).to_numpy()
+    within = task["protocol"] == "within-subject"
     scores: dict[str, float] = {}
     for fold in folds:
-        result = probe_protocols(features(fold), {"loso": [fold]}, context, balanced)
-        scores.update(result["balanced_accuracy"]["per_subject"])
+        if isinstance(method, Decoder):
+            fold_scores = per_subject_balanced_accuracy(
+                targets[fold.test], method.predict(fold), subject_of[fold.test]
+            )
+        else:
+            key = "within_subject" if within else "loso"
+            result = probe_protocols(method(fold), {key: [fold]}, context, task["trait"])
+            fold_scores = result["within_subject" if within else "balanced_accuracy"]["per_subject"]
+        if within:
+            fold_scores = {f"{s} {fold.name}": v for s, v in fold_scores.items()}
+        scores.update(fold_scores)
     values = np.array(list(scores.values()))
     return {"mean": float(values.mean()), "std": float(values.std()), "per_subject": scores}
 
 
-def verdict(methods: dict[str, Any]) -> dict[str, Any]:
-    """Each MMM variant paired with the strongest classical method; the verdict in one line."""
+def verdict(methods: dict[str, Any], unit: str = "subject") -> dict[str, Any]:
+    """Each MMM variant paired with the strongest classical method over the scored ``unit``
+    (subjects, or within subject their folds); the verdict in one line."""
     classical = [m for m in CLASSICAL if m in methods]
     mmm = [m for m in methods if m not in CLASSICAL]
     if not classical or not mmm:
@@ -341,7 +455,7 @@ def verdict(methods: dict[str, Any]) -> dict[str, Any]:
         conclusion = f"no evidence that MMM helps here: use {best}, the simpler model"
     line = (
         f"{top} probe {a['mean']:.3f} vs {best} {b['mean']:.3f}: {d['mean']:+.3f} ± "
-        f"{d['std']:.3f}, better for {d['better']} of {d['n']} subjects, p = "
+        f"{d['std']:.3f}, better for {d['better']} of {d['n']} {unit}s, p = "
         f"{d['wilcoxon_p']:.2g}: {conclusion}."
     )
     return {"paired": paired, "strongest_classical": best, "verdict": line}
@@ -362,19 +476,22 @@ def report_markdown(r: dict[str, Any]) -> str:
     t = r["task"]
     lines = [
         f"Corpus `{t['corpus']}`: {t['windows']} labelled windows of {len(t['subjects'])} "
-        f"subjects, labels {', '.join(t['labels'])}; protocol {t['protocol']}; "
+        f"subjects, labels {', '.join(t['labels'])}; protocol {t['protocol']}"
+        + (f" ({WITHIN_FOLDS} blocks in time, gap {t['gap_s']:g} s)" if "gap_s" in t else "")
+        + "; "
         f"{'a trait task (one label per subject)' if t['trait'] else 'labels vary within subjects'}"
         f"; standardisation {t['standardisation']}.",
         "",
-        "| method | balanced accuracy (mean ± std over subjects) |",
+        f"| method | balanced accuracy (mean ± std over {t.get('unit', 'subject')}s) |",
         "|---|---|",
     ]
     for name, m in r["methods"].items():
         b = m["balanced_accuracy"]
         lines.append(f"| {name} | {b['mean']:.3f} ± {b['std']:.3f} |")
     if r["paired"]:
-        lines += ["", f"Paired against {r['strongest_classical']} over subjects:", "",
-                  "| method | mean difference ± std | subjects better | Wilcoxon p |",
+        unit = t.get("unit", "subject")
+        lines += ["", f"Paired against {r['strongest_classical']} over {unit}s:", "",
+                  f"| method | mean difference ± std | {unit}s better | Wilcoxon p |",
                   "|---|---|---|---|"]  # fmt: skip
         for name, d in r["paired"].items():
             lines.append(
@@ -402,5 +519,5 @@ def paired_plot(path: Path, r: dict[str, Any]) -> None:
         ax.plot([np.mean(diff)] * 2, [i - 0.3, i + 0.3], color="black")
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(range(len(r["paired"])), list(r["paired"]))
-    ax.set_xlabel(f"balanced accuracy minus {best}, per subject")
+    ax.set_xlabel(f"balanced accuracy minus {best}, per {r['task'].get('unit', 'subject')}")
     save_figure(fig, path)

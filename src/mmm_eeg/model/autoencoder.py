@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mmm_eeg.errors import UserInputError
+from mmm_eeg.model.choices import TARGETS, default_targets
 from mmm_eeg.model.encoder import MMMEncoder, token_encoding
 from mmm_eeg.model.layers import Block
 from mmm_eeg.model.pretrained import PretrainedMixin, check_config, spec_in
@@ -16,18 +17,6 @@ from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
-#: What a masked node's reconstruction is compared with: its DE, its signal standardised
-#: per window, or the log-amplitude spectrum of its signal.
-TARGETS = ("de", "waveform", "spectrum")
-
-
-def default_targets(tokens: str) -> dict[str, float]:
-    """Loss weights by default: DE for DE tokens, waveform and spectrum for the signal."""
-    weights = {"de": 1.0} if "de" in tokens.split("+") else {}
-    if tokens != "de":
-        weights |= {"waveform": 1.0, "spectrum": 1.0}
-    return weights
-
 
 class MMMAutoencoder(PretrainedMixin, nn.Module):
     """Masked autoencoder over node tokens (MMM pretraining).

@@ -10,15 +10,14 @@ is an error. Reproducible from a ``torch.Generator``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 
+from mmm_eeg.model.choices import MASK_MODES, MaskMode
 from mmm_eeg.validation import check_option, check_range
 
 Strategy = Literal["random", "regional"]
-MaskMode = Literal["cycle", "mix", "random", "regional"]
-MASK_MODES: tuple[str, ...] = get_args(MaskMode)
 
 
 def _check_present(present: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,7 @@ import yaml
 
 from mmm_eeg.atomic import atomic_path
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.model.autoencoder import default_targets
-from mmm_eeg.model.masking import MaskMode
+from mmm_eeg.model.choices import MaskMode, default_targets
 from mmm_eeg.model.pos_embed import POSITION_KINDS, PositionKind
 from mmm_eeg.normalization import NORMALIZATIONS, Normalization
 from mmm_eeg.spec import TOKENS, Tokens
