@@ -18,6 +18,7 @@ from mmm_eeg.validation import check_option
 
 LossOn = Literal["masked", "all"]
 
+
 class MMMAutoencoder(PretrainedMixin, nn.Module):
     """Masked autoencoder over node tokens (MMM pretraining).
 
