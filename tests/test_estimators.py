@@ -171,6 +171,35 @@ def test_group_standard_scaler_uses_each_groups_own_statistics():
         de_logistic_regression(128.0, NAMES)
 
 
+def test_fitted_scaling_for_traits(eegmat_epochs):
+    """A trait split (each subject one label): per-subject scaling is refused, with the way
+    out named; fitted scaling learns on the training epochs and reuses it (a StandardScaler's
+    numbers), and the MMM estimators fit the model's standardisation the same way."""
+    from sklearn.preprocessing import StandardScaler as Reference
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4)) * [1, 2, 3, 4] + [5, 6, 7, 8]
+    groups, y = np.repeat([0, 1, 2], 10), np.repeat([0, 1, 0], 10)
+    with pytest.raises(UserInputError, match="fitted"):
+        GroupStandardScaler().fit(X, y, groups=groups)
+    scaler = GroupStandardScaler(by="fitted").fit(X[:20], y[:20], groups=groups[:20])
+    np.testing.assert_allclose(
+        scaler.transform(X[20:], groups=groups[20:]),
+        Reference().fit(X[:20]).transform(X[20:]), rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    X, y, subjects, names, sfreq = eegmat_epochs
+    trait = ((subjects % 2 == 0) == (y == 0)) & (subjects < 4)  # even: rest, odd: arithmetic
+    with pytest.raises(UserInputError, match="single label"):
+        MMMEmbedder("mmm_small", sfreq, names).fit(X[trait], y[trait], groups=subjects[trait])
+    embedder = MMMEmbedder("mmm_small", sfreq, names, normalize="fitted")
+    embedder.fit(X[trait], y[trait], groups=subjects[trait])
+    spec = embedder.model_.spec
+    assert spec.normalize == "fitted" and np.shape(spec.statistics["mean"]) == (62, 5)
+    # fitted statistics do not look at the data transformed: one epoch alone reads the same
+    alone = embedder.transform(X[trait][:1], groups=subjects[trait][:1])
+    np.testing.assert_allclose(alone, embedder.transform(X[trait], subjects[trait])[:1], atol=1e-5)
+
+
 def test_benchmark_baseline_pipeline_reads_what_the_corpus_holds(eeg_data, tmp_path):
     """de_logistic_regression on windows cut from the files equals the transfer benchmark's
     route (DE from the corpus, standardised per subject, node and band; logistic_probe)."""

@@ -361,6 +361,52 @@ def test_loss_counts_only_masked_present_nodes():
     assert float(loss_all) == pytest.approx((3 * 4 + 58 * 25) / 61)
 
 
+@pytest.mark.parametrize("hierarchy", [True, False])
+def test_compact_loss_leaves_absent_nodes_out_with_the_same_result(hierarchy):
+    """Windows grouped by montage, each on its own nodes' tokens: the loss, its gradients and
+    the present nodes' reconstructions equal the full sequence's; absent nodes read 0."""
+    ae = MMMAutoencoder(small_encoder(hierarchy=hierarchy), decoder_depth=2)
+    x = torch.randn(100, 62, 5)
+    present = torch.zeros(100, 62, dtype=torch.bool)
+    present[:, ::3] = True  # 21 nodes for every window
+    present[:40, 50:60] = True  # a second montage (40 windows)
+    present[40:45, 1] = True  # a rare one (5 windows): run with the rest, on their union
+    present[45, ::3] = False  # and one window with fewer nodes than its group's
+    present[45, :6] = True
+    masked = random_mask(present, 0.5, torch.Generator().manual_seed(0))
+    full, full_prediction = ae.loss(x, present, masked)
+    params = [p for p in ae.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(full, params, allow_unused=True)
+    compact, prediction = ae.loss(x, present, masked, compact=True)
+    compact_grads = torch.autograd.grad(compact, params, allow_unused=True)
+    torch.testing.assert_close(compact, full, rtol=1e-6, atol=1e-6)
+    for a, b in zip(compact_grads, grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(prediction[present], full_prediction[present], rtol=1e-5, atol=1e-5)
+    assert bool((prediction[~present] == 0).all())
+
+
+def test_compact_groups_and_their_checks():
+    from mmm_eeg.model.autoencoder import MIN_GROUP, montage_groups
+    from mmm_eeg.model.encoder import shared_nodes
+
+    present = torch.zeros(MIN_GROUP + 3, 62, dtype=torch.bool)
+    present[:, :19] = True
+    present[-3:, 30] = True
+    groups = montage_groups(present)
+    assert [len(g) for g in groups] == [MIN_GROUP, 3]  # the rare montage runs apart
+    assert sorted(torch.cat(groups).tolist()) == list(range(MIN_GROUP + 3))
+    assert shared_nodes(present[groups[0]]).tolist() == list(range(19))
+    assert shared_nodes(torch.ones(2, 62, dtype=torch.bool)) is None
+    x = torch.randn(len(present), 62, 5)
+    with pytest.raises(ValueError, match="outside nodes"):
+        small_encoder().encode(x, present, None, torch.arange(19))
+    with pytest.raises(ValueError, match="absent='exclude'"):
+        small_encoder(absent="noise").encode(x, present, None, torch.arange(31))
+
+
 def test_pretraining_steps_lower_the_loss():
     torch.manual_seed(0)
     ae = MMMAutoencoder(small_encoder(), decoder_depth=1)

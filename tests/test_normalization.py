@@ -74,3 +74,47 @@ def test_none_only_zeroes_absent_nodes_and_shapes_are_checked():
         Normalizer().fit_transform(x, present[:, :3])
     with pytest.raises(ValueError, match="groups"):
         Normalizer().fit_transform(x, present, np.zeros(3))
+
+
+def test_fitted_statistics_come_from_training_windows_only_and_travel_in_the_spec():
+    """Fitted on one set of windows, the statistics standardise others without looking at
+    them (a new window alone or among many reads the same), and a FeatureSpec carries them
+    through its JSON form."""
+    from mmm_eeg.spec import FeatureSpec
+
+    x, present = _windows(0, nodes=62)
+    normalizer = Normalizer.fit(x[:150], present[:150])
+    train = normalizer.fit_transform(x[:150], present[:150])
+    np.testing.assert_allclose(train[:, :-1].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(train[:, :-1].std(0), 1.0, atol=1e-4)
+    assert not train[:, -1].any()  # absent: 0, and its std is 1 (no data)
+    new = normalizer.fit_transform(x[150:], present[150:])
+    np.testing.assert_array_equal(normalizer.fit_transform(x[150:151], present[150:151]), new[:1])
+    assert abs(new[:, :-1].mean()) > 0  # not re-centred on the new windows themselves
+    spec = FeatureSpec.of(__import__("mmm_eeg").UnifiedTopology.default(),
+                          FeatureSpec().preprocessing, normalizer)  # fmt: skip
+    assert spec.normalize == "fitted" and str(normalizer) == "fitted"
+    again = FeatureSpec.from_dict(spec.to_dict())
+    np.testing.assert_array_equal(again.normalizer.fit_transform(x, present),
+                                  normalizer.fit_transform(x, present))  # fmt: skip
+    with pytest.raises(ValueError, match="fitted on training windows"):
+        Normalizer.parse("fitted").fit_transform(x, present)
+    with pytest.raises(UserInputError, match="statistics belong to normalize='fitted'"):
+        FeatureSpec(normalize="subject", statistics=spec.statistics)
+
+
+def test_per_group_modes_are_refused_when_each_group_has_one_label():
+    from mmm_eeg.normalization import check_label_varies
+
+    labels = np.array([0, 0, 1, 1, 0, 0])
+    subjects = np.array(["a", "a", "b", "b", "c", "c"])  # a trait: one label per subject
+    recordings = np.array([1, 2, 3, 4, 5, 6])
+    for mode in ("subject", "subject-node"):
+        with pytest.raises(UserInputError, match="fitted"):
+            check_label_varies(mode, labels, {"subject": subjects})
+    for mode in ("fitted", "none"):
+        check_label_varies(mode, labels, {"subject": subjects, "recording": recordings})
+    state = np.array(["a", "a", "a", "b", "b", "b"])  # labels vary within subjects: fine
+    check_label_varies("subject", np.array([0, 1, 0, 1, 0, 1]), {"subject": state})
+    with pytest.raises(UserInputError, match="Every recording here carries a single label"):
+        check_label_varies("recording", labels, {"recording": recordings})

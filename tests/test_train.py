@@ -177,6 +177,39 @@ def test_a_lightning_checkpoint_resolves_to_the_saved_model(pretrained_run, eeg_
         load_model(pretrained_run.parent / "other.ckpt")
 
 
+def test_finetune_fits_standardisation_on_training_windows(corpus_path, tmp_path):
+    """normalize="fitted": the statistics of the fold's training windows are saved with the
+    model and used to score new windows; eegmat's one-label recordings refuse per-recording
+    standardisation, saying why and what to use."""
+    base = {"protocol": "holdout", "epochs": 2, "select": "dataset == eegmat",
+            "test_subjects": ["eegmat-15", "eegmat-16", "eegmat-17"], "dim": 16, "depth": 1,
+            "heads": 2}  # fmt: skip
+    with pytest.raises(UserInputError, match="Every recording here carries a single label"):
+        finetune(corpus_path, tmp_path / "refused", FinetuneConfig(normalize="recording", **base))
+    summary = finetune(corpus_path, tmp_path / "res", FinetuneConfig(normalize="fitted", **base))
+    corpus = Corpus(corpus_path)
+    rows = select_windows(corpus.index, base["select"])
+    fold = make_folds(corpus.index, rows, "holdout", base["test_subjects"])[0]
+    expected = corpus.statistics.fit(fold.train)
+    model = tmp_path / "res" / "folds" / summary["folds"][0]["fold"]["name"] / "model"
+    spec = FeatureSpec.from_dict(json.loads((model / "config.json").read_text())["feature_spec"])
+    assert spec.normalize == "fitted"
+    np.testing.assert_array_equal(spec.normalizer.mean, expected.mean)
+    np.testing.assert_array_equal(spec.normalizer.std, expected.std)
+    select = "subject in [eegmat-15, eegmat-16, eegmat-17]"
+    run = subprocess.run(_cli("evaluate", model, corpus_path, "--select", select, "--json"),
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = select_windows(corpus.index, select)
+    x, present = corpus.read(rows, expected)  # the oracle: the training windows' statistics
+    classifier = MMMClassifier.from_pretrained(model)
+    with torch.no_grad():
+        pred = classifier(torch.from_numpy(x), torch.from_numpy(present)).argmax(1).numpy()
+    truth = (corpus.index["label"].to_numpy()[rows] == "rest").astype(int)
+    scored = json.loads(run.stdout)["balanced_accuracy"]
+    assert scored == pytest.approx(balanced_accuracy_score(truth, pred))
+
+
 def test_frozen_epoch_then_training_from_the_command_line(corpus_path, pretrained_run, tmp_path):
     """A real fine-tune with --freeze-epochs 1 --layer-decay 0.5 --channel-dropout 0.5 and a
     snapshot per epoch: after the first (frozen) epoch the encoder is exactly the pretrained

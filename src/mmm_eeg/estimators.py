@@ -12,6 +12,7 @@ estimators and braindecode do). They clone, compose into a ``Pipeline`` and cros
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +29,7 @@ from mmm_eeg.io.recording import Recording
 from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM
 from mmm_eeg.model.classifier import MMMClassifier
 from mmm_eeg.model.encoder import noise_seed
-from mmm_eeg.normalization import Normalizer
+from mmm_eeg.normalization import NORMALIZATIONS, Normalizer, check_label_varies
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.validation import check_option
 
@@ -72,6 +73,33 @@ def _mean_per_epoch(values: np.ndarray, epochs: np.ndarray) -> np.ndarray:
     np.add.at(sums, epochs, values)
     counts = np.bincount(epochs, minlength=n).reshape(-1, *([1] * (values.ndim - 1)))
     return (sums / counts).astype(values.dtype)
+
+
+def _standardised(
+    base: MMMModel, normalize: str | None, recordings: list[Recording], y: Any, groups: Any
+) -> MMMModel:
+    """``base`` with the standardisation asked for: ``None`` keeps the model's own (refused
+    per subject when every group carries one label), ``"fitted"`` fits it on the windows of
+    ``recordings`` (the training epochs) and keeps the statistics for every later call."""
+    chosen = normalize or base.spec.normalize
+    if y is not None and groups is not None:  # the groups standardise either mode here
+        groups_of = {"subject": np.asarray(groups), "recording": np.asarray(groups)}
+        check_label_varies(chosen, np.asarray(y), groups_of)
+    if normalize is None:
+        return base
+    if normalize != "fitted":
+        spec = replace(base.spec, normalize=normalize, statistics=None)
+        return MMMModel(base.network, spec, f"{base.spec_origin}; normalize={normalize!r}")
+    raw = MMMModel(base.network, replace(base.spec, normalize="none", statistics=None))
+    x, present, _ = raw.features(recordings, None if groups is None else list(groups))
+    n_bands = base.spec.n_bands  # DE comes first in the input; raw tokens have none
+    if n_bands:
+        normalizer = Normalizer.fit(x[..., :n_bands], present)
+    else:
+        shape = (len(base.spec.nodes), len(base.spec.preprocessing.bands))
+        normalizer = Normalizer("fitted", "node", np.zeros(shape), np.ones(shape))
+    spec = replace(base.spec, normalize="fitted", statistics=normalizer.to_dict())
+    return MMMModel(base.network, spec, f"{base.spec_origin}; fitted on the training epochs")
 
 
 class DifferentialEntropy(TransformerMixin, BaseEstimator):
@@ -159,21 +187,39 @@ class GroupStandardScaler(TransformerMixin, BaseEstimator):
     unlabelled samples, never from other subjects'. A feature constant within a group (a node
     no channel feeds) becomes 0. Nothing is learned in ``fit``.
 
+    Parameters
+    ----------
+    by : {"group", "fitted"}
+        ``"group"``: each group with its own statistics (transductive, as above);
+        ``"fitted"``: one mean and std per feature fitted on the training samples in ``fit``
+        and used for every later sample, groups ignored (a ``StandardScaler``; for traits,
+        where every group carries one label and per-group statistics would remove it).
+
     Notes
     -----
     Pass ``groups`` (the subject of each sample) to ``fit_transform`` / ``transform``; in a
     pipeline through scikit-learn's metadata routing (see :class:`MMMEmbedder`). Without
-    groups, the samples of one call are one group.
+    groups, the samples of one call are one group. With ``by="group"``, ``fit`` refuses labels
+    ``y`` that never vary within a group.
     """
 
+    def __init__(self, by: Literal["group", "fitted"] = "group") -> None:
+        self.by = by
+
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> GroupStandardScaler:
-        """Check ``X`` (2-D, finite)."""
-        self.n_features_in_ = self._check(X).shape[1]
+        """Check ``X`` (2-D, finite); ``by="fitted"``: learn each feature's mean and std."""
+        check_option("by", self.by, ("group", "fitted"))
+        X = self._check(X)
+        self.n_features_in_ = X.shape[1]
+        if self.by == "fitted":
+            self.normalizer_ = Normalizer.fit(X[..., None], np.ones(X.shape, dtype=bool))
+        elif y is not None and groups is not None:
+            check_label_varies("subject", np.asarray(y), {"subject": np.asarray(groups)})
         return self
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
         """``fit`` then ``transform`` (with the same groups)."""
-        return self.fit(X, y).transform(X, groups)
+        return self.fit(X, y, groups).transform(X, groups)
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """``X`` standardised per group: (x - group mean) / group std (population std), float32."""
@@ -192,7 +238,8 @@ class GroupStandardScaler(TransformerMixin, BaseEstimator):
         # The corpus's own per-group, per-feature standardisation: each feature as a "node"
         # with one "band", every one present.
         present = np.ones(X.shape, dtype=bool)
-        return Normalizer("subject", "node").fit_transform(X[..., None], present, labels)[..., 0]
+        normalizer = self.normalizer_ if self.by == "fitted" else Normalizer("subject", "node")
+        return normalizer.fit_transform(X[..., None], present, labels)[..., 0]
 
     @staticmethod
     def _check(X: Any) -> np.ndarray:
@@ -263,6 +310,10 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
         token; the windows of an epoch are then averaged.
     checkpoint_dir : str | None
         Where to look first for a registered model's weights.
+    normalize : str | None
+        None: the model's own standardisation; ``"fitted"``: statistics fitted on the epochs
+        given to ``fit`` and used for every later call; or another mode of
+        :data:`~mmm_eeg.normalization.NORMALIZATIONS`.
 
     Notes
     -----
@@ -281,23 +332,29 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
         ch_names: Sequence[str] = (),
         pool: Literal["mean", "cls"] = "mean",
         checkpoint_dir: str | None = None,
+        normalize: str | None = None,
     ) -> None:
         self.model = model
         self.sfreq = sfreq
         self.ch_names = ch_names
         self.pool = pool
         self.checkpoint_dir = checkpoint_dir
+        self.normalize = normalize
 
     def fit(self, X: Any, y: Any = None, groups: Any = None) -> MMMEmbedder:
-        """Load the model (nothing is trained) and check ``X``."""
+        """Load the model (no weight is trained; ``normalize="fitted"`` fits the statistics)
+        and check ``X``."""
         check_option("pool", self.pool, ("mean", "cls"))
-        self.model_: MMMModel = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
-        _check_epochs(X, len(self.ch_names))
+        if self.normalize is not None:
+            check_option("normalize", self.normalize, NORMALIZATIONS)
+        base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
+        recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
+        self.model_: MMMModel = _standardised(base, self.normalize, recordings, y, groups)
         return self
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
         """``fit`` then ``transform`` (with the same groups)."""
-        return self.fit(X, y).transform(X, groups)
+        return self.fit(X, y, groups).transform(X, groups)
 
     def transform(self, X: Any, groups: Any = None) -> np.ndarray:
         """One vector per epoch, (n_epochs, dim); ``groups``: the subject of each epoch."""
@@ -338,6 +395,9 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         Seed of the weights' initialisation and the batches' order.
     checkpoint_dir : str | None
         Where to look first for a registered model's weights.
+    normalize : str | None
+        None: the model's own standardisation (refused per subject when every subject in
+        ``groups`` carries one label); ``"fitted"``: statistics fitted on the training epochs.
 
     Notes
     -----
@@ -357,10 +417,12 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         freeze_encoder: bool = False,
         random_state: int = 0,
         checkpoint_dir: str | None = None,
+        normalize: str | None = None,
     ) -> None:
         self.model = model
         self.sfreq = sfreq
         self.ch_names = ch_names
+        self.normalize = normalize
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -382,7 +444,11 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise UserInputError(f"y holds {len(self.classes_)} class; need 2 or more.")
-        self.base_ = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
+        if self.normalize is not None:
+            check_option("normalize", self.normalize, NORMALIZATIONS)
+        base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
+        recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
+        self.base_ = _standardised(base, self.normalize, recordings, y, groups)
         x, present, epochs = self._windows(X, groups)
         target = np.searchsorted(self.classes_, y)[epochs]
         rng = np.random.default_rng(self.random_state)

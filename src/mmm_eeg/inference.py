@@ -55,7 +55,8 @@ class MMMModel:
     Notes
     -----
     Standardisation of new data follows ``spec.normalize``: the statistics come from the data
-    given in one call. Per recording or per subject, one ``Raw`` (or all epochs of one
+    given in one call, or, for ``"fitted"``, from the training windows (saved in the spec).
+    Per recording or per subject, one ``Raw`` (or all epochs of one
     ``Epochs``) is treated as one recording of one subject; give a subject's data in one call.
     """
 
@@ -78,6 +79,12 @@ class MMMModel:
         else:
             logger.warning("The model records no feature spec; assuming the default one.")
             spec, origin = FeatureSpec(normalize="recording"), "the default (the model has none)"
+        if spec.normalize == "fitted" and spec.statistics is None:
+            raise UserInputError(
+                "The spec says normalize='fitted' but holds no fitted statistics; give the spec "
+                "the model was trained with (its config.json's feature_spec).",
+                parameter="spec",
+            )
         self.spec, self.spec_origin = spec, origin
         topology = self.encoder.topology
         if tuple(spec.nodes) != topology.nodes:

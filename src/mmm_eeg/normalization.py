@@ -1,4 +1,4 @@
-"""Standardisation of DE features: per recording, per subject or none; per band or per node.
+"""Standardisation of DE features: per recording, per subject, fitted, or none.
 
 DE values differ between people and sessions by more than between most conditions, so every
 model reads standardised features. Two choices define the standardisation:
@@ -8,27 +8,33 @@ model reads standardised features. Two choices define the standardisation:
   when a recording holds one condition (eegmat: rest *or* arithmetic per file): the condition's
   mean is subtracted away. Per subject needs a subject's data of every condition; for a new
   subject at inference, the statistics come from that subject's own (unlabelled) data.
+  ``"fitted"``: one mean and std per node and band, fitted on the training windows
+  (:meth:`Normalizer.fit`) and saved with the model (its ``FeatureSpec``), then used for new
+  data without looking at it, as a scikit-learn ``StandardScaler`` is. The only choice when
+  every subject (or recording) carries one label (a trait): standardising each by its own
+  statistics would remove exactly what separates them.
 - ``per``: ``"band"`` (one mean and std per band, over the present nodes: the reference's
   "gaussian" standardisation of SEED) or ``"node"`` (one per node and band, like a
   ``StandardScaler`` fitted on each subject).
 
 A normalisation is written as one string: ``"subject"``, ``"subject-node"``, ``"recording"``,
-``"recording-node"``, ``"none"``.
+``"recording-node"``, ``"fitted"``, ``"none"``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import numpy as np
 
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.validation import check_option
 
 #: A normalisation's name, as configs, the command line and ``Corpus.read`` spell it.
-Normalization = Literal["recording", "subject", "none", "recording-node", "subject-node"]
+Normalization = Literal["recording", "subject", "none", "recording-node", "subject-node", "fitted"]
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
-Group = Literal["recording", "subject", "none"]
+Group = Literal["recording", "subject", "none", "fitted"]
 Per = Literal["band", "node"]
 
 
@@ -38,18 +44,46 @@ class Normalizer:
 
     Parameters
     ----------
-    by : {"recording", "subject", "none"}
-        Whose statistics standardise a window.
+    by : {"recording", "subject", "none", "fitted"}
+        Whose statistics standardise a window (``"fitted"``: the training windows').
     per : {"band", "node"}
-        One mean and std per band (over present nodes), or per node and band.
+        One mean and std per band (over present nodes), or per node and band (always, when
+        fitted).
+    mean, std : ndarray, shape (n_nodes, n_bands) | None
+        The fitted statistics (``by="fitted"``; :meth:`fit` sets them).
     """
 
     by: Group = "subject"
     per: Per = "band"
+    mean: np.ndarray | None = field(default=None, compare=False, repr=False)
+    std: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_option("by", self.by, ("recording", "subject", "none"))
+        check_option("by", self.by, ("recording", "subject", "none", "fitted"))
         check_option("per", self.per, ("band", "node"))
+        if self.by == "fitted":
+            object.__setattr__(self, "per", "node")
+        if (self.mean is None) != (self.std is None) or (
+            self.mean is not None and np.shape(self.mean) != np.shape(self.std)
+        ):
+            raise ValueError("mean and std must be given together, of one shape.")
+
+    @classmethod
+    def fit(cls, x: np.ndarray, present: np.ndarray) -> Normalizer:
+        """Statistics per node and band of training windows (their present nodes only)."""
+        return cls.from_moments(*node_moments(x, present))
+
+    @classmethod
+    def from_moments(cls, count: np.ndarray, total: np.ndarray, squares: np.ndarray) -> Normalizer:
+        """The fitted normaliser of summed :func:`node_moments` (of chunks of windows)."""
+        mean, std = cls("fitted").statistics(count, total, squares)
+        return cls("fitted", "node", mean.astype(np.float32), std.astype(np.float32))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted statistics, JSON-ready (as a ``FeatureSpec`` stores them)."""
+        if self.mean is None or self.std is None:
+            raise ValueError("This normaliser holds no fitted statistics.")
+        return {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}
 
     @classmethod
     def parse(cls, value: str | Normalizer) -> Normalizer:
@@ -61,7 +95,9 @@ class Normalizer:
         return cls(by, "node" if per else "band")  # type: ignore[arg-type]
 
     def __str__(self) -> str:
-        return self.by if self.per == "band" or self.by == "none" else f"{self.by}-node"
+        if self.per == "band" or self.by in ("none", "fitted"):
+            return self.by
+        return f"{self.by}-node"
 
     def fit_transform(
         self, x: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None
@@ -76,6 +112,7 @@ class Normalizer:
             Nodes each window has.
         groups : ndarray, shape (n_windows,) | None
             The recording or subject of each window (by ``self.by``); None: one group.
+            Fitted statistics ignore it.
         """
         x, present = np.asarray(x), np.asarray(present, dtype=bool)
         if x.ndim != 3 or present.shape != x.shape[:2]:
@@ -88,6 +125,13 @@ class Normalizer:
             raise ValueError(f"groups has {len(groups)} entries for {len(x)} windows.")
         if self.by == "none":
             return np.where(present[..., None], x, 0.0).astype(np.float32)
+        if self.by == "fitted":
+            if self.mean is None or self.std is None:
+                raise ValueError(
+                    "normalize='fitted' needs statistics fitted on training windows "
+                    "(Normalizer.fit, or a model's saved FeatureSpec)."
+                )
+            return standardize(x, present, self.mean, self.std)
         out = np.zeros(x.shape, dtype=np.float32)
         for g in np.unique(groups):
             mine = groups == g
@@ -112,6 +156,36 @@ class Normalizer:
         std = np.where(empty | ~np.isfinite(std) | (std <= 1e-8), 1.0, std)
         mean = np.where(empty | ~np.isfinite(mean), 0.0, mean)
         return mean, std
+
+
+def check_label_varies(normalize: str | Normalizer, labels: np.ndarray, groups: dict) -> None:
+    """Refuse per-subject (per-recording) standardisation when every subject (recording)
+    carries one label: each group's own mean would remove the label itself.
+
+    Parameters
+    ----------
+    normalize : str | Normalizer
+        The standardisation chosen.
+    labels : ndarray
+        The label of each sample.
+    groups : dict
+        ``{"subject": array, "recording": array}``: each sample's group of each kind known
+        (a kind not given is not checked).
+    """
+    by = Normalizer.parse(normalize).by
+    if by not in groups or len(labels) == 0:
+        return
+    members = np.asarray(groups[by])
+    labels = np.asarray(labels)
+    per_group = [len(np.unique(labels[members == g])) for g in np.unique(members)]
+    if max(per_group) == 1 and len(np.unique(labels)) > 1:
+        raise UserInputError(
+            f"Every {by} here carries a single label, so standardising each {by} by its own "
+            f"statistics (normalize={str(normalize)!r}) would subtract the label away. Use "
+            "normalize='fitted' (statistics fitted on the training windows and saved with the "
+            "model) or 'none'.",
+            parameter="normalize",
+        )
 
 
 def node_moments(x: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -40,11 +40,14 @@ class FeatureSpec:
         The node order of the feature tensor.
     normalize : str
         The standardisation of DE (one of ``NORMALIZATIONS``); for new data, the statistics
-        come from the data given (a new recording or subject's own windows). The signal is
-        not standardised (it is in ``signal_unit_uv``).
+        come from the data given (a new recording or subject's own windows), except for
+        ``"fitted"``, whose statistics were fitted on the training windows and are saved here.
+        The signal is not standardised (it is in ``signal_unit_uv``).
     tokens : {"de", "raw", "de+raw"}
         What each node's input is: its DE (n_bands values), its signal (``signal_samples``
         values), or both, DE first.
+    statistics : dict | None
+        ``normalize="fitted"``: ``{"mean": ..., "std": ...}``, each (n_nodes, n_bands).
     """
 
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -52,10 +55,21 @@ class FeatureSpec:
     nodes: tuple[str, ...] = field(default_factory=lambda: UnifiedTopology.default().nodes)
     normalize: Normalization = "recording"
     tokens: Tokens = "de"
+    statistics: Mapping[str, Any] | None = field(default=None, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         check_option("normalize", self.normalize, NORMALIZATIONS)
         check_option("tokens", self.tokens, TOKENS)
+        if self.statistics is not None:
+            shape = (len(self.nodes), len(self.preprocessing.bands))
+            if self.normalize != "fitted" or any(
+                np.shape(self.statistics.get(k)) != shape for k in ("mean", "std")
+            ):
+                raise UserInputError(
+                    f"statistics belong to normalize='fitted' and hold a mean and a std of "
+                    f"shape {shape} (nodes, bands); got normalize={self.normalize!r}.",
+                    parameter="statistics",
+                )
         if self.tokens != "de" and self.preprocessing.signal_rate is None:
             raise UserInputError(
                 f"tokens={self.tokens!r} reads each window's signal, which these features do "
@@ -69,11 +83,22 @@ class FeatureSpec:
         cls,
         topology: UnifiedTopology,
         preprocessing: PreprocessConfig,
-        normalize: str,
+        normalize: str | Normalizer,
         tokens: str = "de",
     ) -> FeatureSpec:
-        """The spec of features made with ``preprocessing`` on ``topology``."""
-        return cls(preprocessing, topology.name, topology.nodes, normalize, tokens)  # type: ignore[arg-type]
+        """The spec of features made with ``preprocessing`` on ``topology`` (a fitted
+        :class:`~mmm_eeg.normalization.Normalizer` brings its statistics)."""
+        statistics = None
+        if isinstance(normalize, Normalizer) and normalize.mean is not None:
+            statistics = normalize.to_dict()
+        return cls(
+            preprocessing,
+            topology.name,
+            topology.nodes,
+            str(normalize),
+            tokens,
+            statistics,  # type: ignore[arg-type]
+        )
 
     @property
     def n_bands(self) -> int:
@@ -105,7 +130,11 @@ class FeatureSpec:
 
     @property
     def normalizer(self) -> Normalizer:
-        """The :class:`~mmm_eeg.normalization.Normalizer` of ``normalize``."""
+        """The :class:`~mmm_eeg.normalization.Normalizer` of ``normalize`` (with its saved
+        statistics when fitted)."""
+        if self.statistics is not None:
+            mean, std = (np.asarray(self.statistics[k], np.float32) for k in ("mean", "std"))
+            return Normalizer("fitted", "node", mean, std)
         return Normalizer.parse(self.normalize)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +145,7 @@ class FeatureSpec:
             "nodes": list(self.nodes),
             "normalize": self.normalize,
             "tokens": self.tokens,
+            **({} if self.statistics is None else {"statistics": dict(self.statistics)}),
         }
 
     @classmethod
@@ -127,6 +157,7 @@ class FeatureSpec:
             tuple(values["nodes"]),
             values["normalize"],
             values.get("tokens", "de"),  # specs written before raw tokens
+            values.get("statistics"),
         )
 
     def check_features(self, other: FeatureSpec, what: str = "the data") -> None:

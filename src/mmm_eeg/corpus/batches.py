@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from mmm_eeg.corpus.reader import Corpus
-from mmm_eeg.normalization import Normalization
+from mmm_eeg.normalization import Normalization, Normalizer
 from mmm_eeg.spec import token_input
 
 
@@ -15,7 +15,7 @@ def iter_batches(
     corpus: Corpus,
     batch_size: int = 512,
     indices: np.ndarray | None = None,
-    normalize: Normalization = "recording",
+    normalize: Normalization | Normalizer = "recording",
     shuffle: bool = True,
     seed: int = 0,
     pool_chunks: int = 8,

@@ -18,7 +18,7 @@ from mmm_eeg.corpus.format import (
 )
 from mmm_eeg.corpus.statistics import CorpusStatistics
 from mmm_eeg.errors import READ_ERRORS, UserInputError
-from mmm_eeg.normalization import Normalization
+from mmm_eeg.normalization import Normalization, Normalizer
 from mmm_eeg.spec import FeatureSpec, token_input
 from mmm_eeg.topology import UnifiedTopology
 from mmm_eeg.windows import PreprocessConfig
@@ -171,9 +171,10 @@ class Corpus:
         return f"Corpus({str(self.path)!r}, windows={len(self)}, recordings={len(self.recordings)})"
 
     def feature_spec(
-        self, normalize: Normalization = "recording", tokens: str = "de"
+        self, normalize: Normalization | Normalizer = "recording", tokens: str = "de"
     ) -> FeatureSpec:
-        """The input contract of ``tokens`` read from this corpus with ``normalize``."""
+        """The input contract of ``tokens`` read from this corpus with ``normalize`` (a fitted
+        :class:`~mmm_eeg.normalization.Normalizer` brings its statistics)."""
         return FeatureSpec.of(self.topology, self.config, normalize, tokens)
 
     @property
@@ -228,7 +229,10 @@ class Corpus:
         return np.flatnonzero(keep)
 
     def read(
-        self, rows: np.ndarray, normalize: Normalization = "recording", tokens: str = "de"
+        self,
+        rows: np.ndarray,
+        normalize: Normalization | Normalizer = "recording",
+        tokens: str = "de",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Model inputs and present masks of some windows (random access).
 

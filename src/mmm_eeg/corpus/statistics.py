@@ -1,4 +1,5 @@
-"""A corpus's standardisation statistics: per recording or subject, per band or per node."""
+"""A corpus's standardisation statistics: per recording or subject, per band or per node, or
+fitted on some of its windows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.normalization import Normalization, Normalizer, node_moments, standardize
 
 if TYPE_CHECKING:
@@ -43,11 +45,35 @@ class CorpusStatistics:
         """
         normalizer = Normalizer.parse(mode)
         rows = np.arange(len(self.corpus)) if rows is None else np.asarray(rows)
+        if normalizer.by == "fitted":
+            if normalizer.mean is None or normalizer.std is None:
+                raise UserInputError(
+                    "normalize='fitted' reads statistics fitted on training windows; fit them "
+                    "(Corpus.statistics.fit(rows)) or read with a model's saved FeatureSpec.",
+                    parameter="normalize",
+                )
+            shape = (len(rows), *np.shape(normalizer.mean))
+            return np.broadcast_to(normalizer.mean, shape), np.broadcast_to(normalizer.std, shape)
         recording = np.searchsorted(self.corpus.offsets, rows, side="right") - 1
         if normalizer.per == "node" and normalizer.by != "none":
             return self._node_stats(normalizer, recording)
         mean, std = self._recording_stats(normalizer.by)
         return mean[recording], std[recording]
+
+    def fit(self, rows: np.ndarray, chunk: int = 65536) -> Normalizer:
+        """Per node and band statistics of the windows ``rows`` (read ``chunk`` at a time):
+        the ``"fitted"`` normaliser, to standardise any window with."""
+        rows = np.sort(np.asarray(rows))
+        if len(rows) == 0:
+            raise UserInputError("No window to fit standardisation statistics on.")
+        moments = None
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            m = node_moments(self.corpus.features[part], self.corpus.present[part])
+            if moments is not None:
+                m = tuple(a + b for a, b in zip(moments, m, strict=True))
+            moments = m
+        return Normalizer.from_moments(*moments)
 
     def _recording_stats(self, by: str) -> tuple[np.ndarray, np.ndarray]:
         if by in self._stats:
@@ -105,7 +131,11 @@ class CorpusStatistics:
         return mean, std
 
     def standardize(
-        self, x: np.ndarray, present: np.ndarray, rows: np.ndarray, mode: Normalization
+        self,
+        x: np.ndarray,
+        present: np.ndarray,
+        rows: np.ndarray,
+        mode: Normalization | Normalizer,
     ) -> np.ndarray:
         """Features of ``rows`` standardised, float32; absent nodes stay 0."""
         mean, std = self.normalization(mode, rows)

@@ -53,7 +53,7 @@ from mmm_eeg.experiments.transfer_report import paired_difference
 from mmm_eeg.inference import run_windows
 from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
 from mmm_eeg.model.loading import resolve_model
-from mmm_eeg.normalization import Normalizer, node_moments, standardize
+from mmm_eeg.normalization import Normalizer
 from mmm_eeg.spec import token_input
 from mmm_eeg.train.finetune import input_normalization
 from mmm_eeg.train.metrics import per_subject_balanced_accuracy
@@ -332,13 +332,12 @@ def _tokens(encoder: MMMEncoder, x: np.ndarray, present: np.ndarray, seed: int) 
 def _fitted_tokens(encoder, x_raw, present, rows, seed, signal):
     """Tokens of windows whose DE is standardised per node and band with one training fold's
     statistics (the signal, for raw tokens, as stored)."""
-    normalizer = Normalizer("subject", "node")  # its statistics(): per node and band
     position = {r: i for i, r in enumerate(rows)}
 
     def features(fold: Fold) -> np.ndarray:
         train = [position[r] for r in np.concatenate([fold.train, fold.val])]
-        mean, std = normalizer.statistics(*node_moments(x_raw[train], present[train]))
-        x = token_input(encoder.tokens, standardize(x_raw, present, mean, std), signal)
+        normalizer = Normalizer.fit(x_raw[train], present[train])
+        x = token_input(encoder.tokens, normalizer.fit_transform(x_raw, present), signal)
         return _tokens(encoder, x, present, seed)
 
     return features

@@ -173,11 +173,14 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         x: torch.Tensor,
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
+        nodes: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Embedded tokens (B, n_tokens, dim) plus position encodings, and the SDPA mask.
 
         The mask is boolean with True = may attend (the inverse of the topology's convention),
         shape (n_tokens, n_tokens), or (B, 1, n_tokens, n_tokens) when absent nodes are excluded.
+        ``nodes`` (sorted topology indices; :meth:`encode`): only these nodes' tokens, then the
+        region and class tokens.
         """
         n = self.topology.n_nodes
         if x.ndim != 3 or x.shape[1:] != (n, self.n_inputs):
@@ -199,18 +202,24 @@ class MMMEncoder(PretrainedMixin, nn.Module):
                 x = torch.where(absent[..., None], torch.randn_like(x), x)
             else:
                 x = x.masked_fill(absent[..., None], 0.0)
+            if nodes is not None:
+                absent = absent[:, nodes]
             if self.absent == "exclude" and (tracing or absent.any()):
                 keys = torch.zeros(x.shape[0], self.n_tokens, dtype=torch.bool, device=x.device)
-                keys[:, :n] = absent
+                keys[:, :n] = ~present
                 blocked = blocked | keys[:, None, :]
         if masked is not None:
             x = x.masked_fill(masked.to(device=x.device, dtype=torch.bool)[..., None], 0.0)
+        pos = self.pos_embed
+        if nodes is not None:
+            keep = torch.cat([nodes, torch.arange(n, self.n_tokens, device=nodes.device)])
+            x, pos, blocked = x[:, nodes], pos[:, keep], blocked[..., keep, :][..., keep]
         batch = x.shape[0]
         inputs = x
         if self.hierarchy:
             inputs = torch.cat([x, self.region_tokens.expand(batch, -1, -1).to(x.dtype)], dim=1)
         tokens = torch.cat([self.patch_embed(inputs), self.cls_token.expand(batch, -1, -1)], dim=1)
-        tokens = tokens + self.pos_embed
+        tokens = tokens + pos
         return tokens, ~blocked[:, None] if blocked.ndim == 3 else ~blocked
 
     def forward(
@@ -242,9 +251,24 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         x: torch.Tensor,
         present: torch.Tensor | None = None,
         masked: torch.Tensor | None = None,
+        nodes: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """All tokens after the blocks, and the SDPA mask they used (a decoder reuses it)."""
-        tokens, mask = self.prepare(x, present, masked)
+        """All tokens after the blocks, and the SDPA mask they used (a decoder reuses it).
+
+        ``nodes``: sorted topology indices of the only node tokens to compute (then the region
+        and class tokens), for an encoder with ``absent="exclude"`` and windows that lack every
+        other node (:func:`shared_nodes`). Blocked as keys, absent nodes' tokens reach no other
+        token, so the kept tokens come out the same (to float rounding) from a shorter sequence.
+        """
+        if nodes is not None:
+            if self.absent != "exclude" or present is None:
+                raise ValueError("nodes needs absent='exclude' and a present mask.")
+            if not torch.compiler.is_compiling():
+                outside = torch.ones(self.topology.n_nodes, dtype=torch.bool, device=x.device)
+                outside[nodes] = False
+                if present[:, outside].any():
+                    raise ValueError("A window has a present node outside nodes.")
+        tokens, mask = self.prepare(x, present, masked, nodes)
         for blk in self.blocks:
             tokens = blk(tokens, mask)
         return tokens, mask
@@ -341,6 +365,13 @@ class MMMEncoder(PretrainedMixin, nn.Module):
         encoder.load_state_dict(self.state_dict())
         encoder.load_report = self.load_report
         return encoder.train(self.training)
+
+
+def shared_nodes(present: torch.Tensor) -> torch.Tensor | None:
+    """Sorted indices of the nodes any window of ``present`` (batch, n_nodes) has; None when
+    that is every node (nothing to leave out)."""
+    union = present.any(0)
+    return None if bool(union.all()) else torch.nonzero(union).squeeze(1)
 
 
 def token_encoding(

@@ -41,8 +41,10 @@ class TrainerConfig:
     select : str | None
         Windows to use, e.g. "dataset in [eegmat, muse_n170] and subject != eegmat-03".
     normalize : str
-        Feature standardisation: recording, subject, none (per band); recording-node,
-        subject-node (per node and band).
+        Feature standardisation: subject, recording, none (per band); subject-node,
+        recording-node (per node and band); fitted (per node and band, fitted on the training
+        windows and saved with the model: for traits, one label per subject). A per-subject
+        (per-recording) mode is refused when every subject (recording) has one label.
     loader_workers : int
         DataLoader processes decoding the corpus (0: in the trainer's process).
     snapshot_every_n_epochs : int | None
@@ -58,7 +60,7 @@ class TrainerConfig:
     precision: str = "32"
     seed: int = 0
     select: str | None = None
-    normalize: Normalization = "recording"
+    normalize: Normalization = "subject"
     loader_workers: int = 0
     snapshot_every_n_epochs: int | None = None
 
@@ -163,6 +165,10 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
         Loss weight of the masked nodes' signal (standardised per window); raw tokens only.
     spectrum_loss : float
         Loss weight of the masked nodes' log-amplitude spectrum; raw tokens only.
+    compact : bool
+        Leave absent nodes out of the sequence (absent=exclude): each batch's windows are
+        grouped by their present nodes, each group runs on its own tokens (a 19-channel cap:
+        37 of 80). The same loss to float rounding, about 3x faster for a 19-channel cap.
     """
 
     epochs: int = 20
@@ -183,6 +189,7 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     checkpoint_every_n_steps: int | None = None
     waveform_loss: float = 1.0
     spectrum_loss: float = 1.0
+    compact: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

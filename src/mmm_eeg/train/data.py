@@ -17,7 +17,7 @@ from torch.utils.data import IterableDataset
 
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.batches import iter_batches
-from mmm_eeg.normalization import Normalization
+from mmm_eeg.normalization import Normalization, Normalizer
 
 
 def shard(indices: np.ndarray, epoch: int, seed: int, rank: int, world: int) -> np.ndarray:
@@ -25,6 +25,12 @@ def shard(indices: np.ndarray, epoch: int, seed: int, rank: int, world: int) -> 
     order = np.random.default_rng([seed, epoch]).permutation(np.asarray(indices))
     per_rank = len(order) // world
     return order[rank : per_rank * world : world]
+
+
+def training_normalization(corpus: Corpus, rows: np.ndarray, normalize: str) -> str | Normalizer:
+    """``normalize``, or for ``"fitted"`` the statistics of the training windows ``rows``
+    (saved with the model in its feature spec)."""
+    return corpus.statistics.fit(rows) if normalize == "fitted" else normalize
 
 
 class CorpusBatches(IterableDataset):
@@ -45,8 +51,9 @@ class CorpusBatches(IterableDataset):
         Windows per batch.
     targets : ndarray | None
         Class index per corpus window (-1 unlabelled); None yields ``y = -1``.
-    normalize : str
-        Normalisation on read (a name from :data:`mmm_eeg.normalization.NORMALIZATIONS`).
+    normalize : str | Normalizer
+        Normalisation on read (a name from :data:`mmm_eeg.normalization.NORMALIZATIONS`, or a
+        fitted :class:`~mmm_eeg.normalization.Normalizer`).
     tokens : str
         What the model reads per node (DE, signal or both; :meth:`Corpus.read`).
     shuffle : bool
@@ -65,7 +72,7 @@ class CorpusBatches(IterableDataset):
         indices: np.ndarray,
         batch_size: int,
         targets: np.ndarray | None = None,
-        normalize: Normalization = "recording",
+        normalize: Normalization | Normalizer = "recording",
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = True,

@@ -32,9 +32,10 @@ from mmm_eeg.model.loading import (
     load_encoder,
     resolve_model,
 )
+from mmm_eeg.normalization import Normalizer, check_label_varies
 from mmm_eeg.spec import FeatureSpec
 from mmm_eeg.train.config import FinetuneConfig, write_config
-from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
+from mmm_eeg.train.data import CorpusBatches, CorpusDataModule, training_normalization
 from mmm_eeg.train.metrics import (
     balanced_accuracy,
     classification_metrics,
@@ -140,7 +141,7 @@ def predict(
     classifier: MMMClassifier,
     corpus: Corpus,
     rows: np.ndarray,
-    normalize: str,
+    normalize: str | Normalizer,
     batch_size: int = 1024,
 ):
     """Class probabilities for windows ``rows`` (in that order)."""
@@ -164,7 +165,8 @@ def train_fold(
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    spec = corpus.feature_spec(config.normalize, config.tokens)  # saved with the model
+    normalize = training_normalization(corpus, fold.train, config.normalize)
+    spec = corpus.feature_spec(normalize, config.tokens)  # saved with the model
     encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
     classifier = MMMClassifier(
         encoder, len(names), config.hidden, config.dropout, config.freeze_encoder, label_names=names
@@ -178,11 +180,11 @@ def train_fold(
     module = FinetuneModule(classifier, config, weights)
     batch = min(config.batch_size, len(fold.train))
     train = CorpusBatches(
-        corpus, fold.train, batch, targets, config.normalize,  # type: ignore[arg-type]
+        corpus, fold.train, batch, targets, normalize,
         seed=config.seed, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     val = CorpusBatches(
-        corpus, fold.val, 1024, targets, config.normalize,  # type: ignore[arg-type]
+        corpus, fold.val, 1024, targets, normalize,
         shuffle=False, drop_last=False, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     folder = out / "folds" / fold.name
@@ -203,7 +205,7 @@ def train_fold(
     trainer.fit(module, datamodule=CorpusDataModule(train, val))
     best = torch.load(selector.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(best)
-    probabilities = predict(classifier, corpus, fold.test, config.normalize)
+    probabilities = predict(classifier, corpus, fold.test, normalize)
     test = classification_metrics(targets[fold.test], probabilities, len(names))
     subjects = corpus.index["subject"].astype(str).to_numpy()[fold.test]
     per_subject = per_subject_balanced_accuracy(
@@ -242,6 +244,11 @@ def finetune(
             parameter="select",
         )
     targets, names = label_targets(corpus.index, rows)
+    index = corpus.index
+    check_label_varies(config.normalize, targets[rows], {
+        "subject": index["subject"].astype(str).to_numpy()[rows],
+        "recording": index["recording"].astype(str).to_numpy()[rows],
+    })  # fmt: skip
     folds = make_folds(
         corpus.index,
         rows,
@@ -368,13 +375,25 @@ def evaluate(
     return result
 
 
-def input_normalization(spec: FeatureSpec | None, corpus: Corpus, normalize: str | None) -> str:
+def input_normalization(
+    spec: FeatureSpec | None, corpus: Corpus, normalize: str | None
+) -> str | Normalizer:
     """The standardisation to read ``corpus`` with for a model of ``spec``, after checking that
-    the corpus holds the features the model was trained on (when the model records them)."""
+    the corpus holds the features the model was trained on (when the model records them): the
+    model's own (with its saved statistics when fitted) unless ``normalize`` is given."""
+    if normalize == "fitted" and (spec is None or spec.statistics is None):
+        raise UserInputError(
+            "normalize='fitted' reads the statistics a model saved from its training windows, "
+            "and this model has none; leave normalize unset (the model's own) or choose "
+            "another.",
+            parameter="normalize",
+        )
     if spec is None:
         return normalize or "recording"
     spec.check_features(corpus.feature_spec(), f"corpus {corpus.path}")
-    return normalize or spec.normalize
+    if normalize is None or normalize == spec.normalize:
+        return spec.normalizer if spec.statistics is not None else spec.normalize
+    return normalize
 
 
 def embed(
@@ -414,8 +433,9 @@ def embed(
     if spec is None:
         spec = corpus.feature_spec(normalize)  # type: ignore[arg-type]
         origin = "the corpus's preprocessing (the model records none)"
-    elif normalize != spec.normalize:
-        spec, origin = replace(spec, normalize=normalize), f"{origin}; normalize given"
+    elif str(normalize) != spec.normalize:
+        spec = replace(spec, normalize=normalize, statistics=None)
+        origin = f"{origin}; normalize given"
     rows = select_windows(corpus.index, select)
     if len(rows) == 0:
         raise UserInputError(f"No window of {corpus_path} matches select={select!r}.")

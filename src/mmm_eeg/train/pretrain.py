@@ -25,7 +25,7 @@ from mmm_eeg.errors import UserInputError
 from mmm_eeg.model import MaskSchedule, MMMAutoencoder, random_mask
 from mmm_eeg.model.loading import CHECKPOINT_KEY, checkpoint_entry, load_encoder
 from mmm_eeg.train.config import PretrainConfig, write_config
-from mmm_eeg.train.data import CorpusBatches, CorpusDataModule
+from mmm_eeg.train.data import CorpusBatches, CorpusDataModule, training_normalization
 from mmm_eeg.train.plots import pretraining_plots
 from mmm_eeg.train.selection import select_windows
 from mmm_eeg.train.trainer import (
@@ -71,7 +71,7 @@ class PretrainModule(L.LightningModule):
         masked, strategy = self.schedule.mask(
             present.cpu(), self.region_of.cpu(), self.current_epoch, generator
         )
-        loss, _ = self.autoencoder.loss(x, present, masked.to(x.device))
+        loss, _ = self.autoencoder.loss(x, present, masked.to(x.device), self.config.compact)
         self.log("train_loss", loss, prog_bar=True)
         self.log(f"train_loss_{strategy}", loss)
         return loss
@@ -80,7 +80,7 @@ class PretrainModule(L.LightningModule):
         x, present, _ = batch
         masked = random_mask(present.cpu(), self.config.random_ratio, self._generator(1, batch_idx))
         masked = masked.to(x.device)
-        loss, _ = self.autoencoder.loss(x, present, masked)
+        loss, _ = self.autoencoder.loss(x, present, masked, self.config.compact)
         weight = (present & masked).to(x.dtype)
         baseline = self.autoencoder.mean_baseline(x, weight)
         self.log("val_loss", loss, prog_bar=True, sync_dist=True)
@@ -174,8 +174,10 @@ def pretrain(
             parameter="batch_size",
         )
     train_rows, val_rows = split_recordings(corpus, rows, config.val_fraction, config.seed)
-    # The saved encoder and autoencoder carry the features they learn from.
-    spec = corpus.feature_spec(config.normalize, config.tokens)
+    # The saved encoder and autoencoder carry the features they learn from (fitted statistics
+    # included: those of the training windows).
+    normalize = training_normalization(corpus, train_rows, config.normalize)
+    spec = corpus.feature_spec(normalize, config.tokens)
     encoder = load_encoder(config.init, corpus.topology, feature_spec=spec, **config.architecture)
     if config.complete_init:
         freeze_loaded(encoder)
@@ -185,11 +187,11 @@ def pretrain(
     )  # fmt: skip
     module = PretrainModule(autoencoder, config)
     train_set = CorpusBatches(
-        corpus, train_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
+        corpus, train_rows, config.batch_size, normalize=normalize,
         seed=config.seed, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     val_set = CorpusBatches(
-        corpus, val_rows, config.batch_size, normalize=config.normalize,  # type: ignore[arg-type]
+        corpus, val_rows, config.batch_size, normalize=normalize,
         shuffle=False, drop_last=False, workers=config.loader_workers, tokens=encoder.tokens,
     )  # fmt: skip
     if is_global_zero():
