@@ -10,7 +10,8 @@ for corpora that keep each window's signal (100 samples per present node, float1
 
 Second part, on the real recordings (``--data``, default ``../shared/eeg``): the whole-process
 ``mmm-eeg preprocess`` of the eegmat folder (one worker) and of the eegmmidb folder (two workers)
-against reading the same files with MNE alone in a fresh process, and the command's start-up
+against reading the same files with MNE alone in a fresh process (the eegmat folder, ten
+times it through symbolic links, eegmmidb S001), and the command's start-up
 (``mmm-eeg --help``) against a bare ``python -c pass``; each pair runs interleaved, 3 times,
 medians reported.
 
@@ -108,7 +109,13 @@ def preprocess_vs_read(data: Path, repeats: int = 3) -> list[dict]:
     """Whole-process preprocess against a bare MNE read of the same files; start-up."""
     cli = [sys.executable, "-m", "mmm_eeg"]
     rows = []
-    cases = [("eegmat", data / "eegmat", 1), ("eegmmidb", data / "eegmmidb", 2)]
+    links = Path(tempfile.mkdtemp(prefix="eegmat_x10_"))
+    for copy in range(10):  # ten times the folder: symbolic links, one sub-folder per copy
+        (links / f"copy{copy}").mkdir()
+        for edf in (data / "eegmat").glob("*.edf"):
+            (links / f"copy{copy}" / edf.name).symlink_to(edf.resolve())
+    cases = [("eegmat", data / "eegmat", 1), ("eegmat x10", links, 1),
+             ("eegmmidb", data / "eegmmidb", 2)]  # fmt: skip
     for name, folder, workers in cases:
         files = sorted(str(p) for p in folder.rglob("*.edf"))
         read = [sys.executable, "-c", "import sys, mne\nfor f in sys.argv[1:]: "
@@ -121,6 +128,7 @@ def preprocess_vs_read(data: Path, repeats: int = 3) -> list[dict]:
                 times["preprocess"].append(_wall([*job, str(workers)]))
         rows.append({"case": f"{name}: {len(files)} EDF files, --workers {workers}",
                      **{k: float(np.median(v)) for k, v in times.items()}})  # fmt: skip
+    shutil.rmtree(links)
     start = {"bare python": [], "mmm-eeg --help": []}
     for _ in range(repeats):
         start["bare python"].append(_wall([sys.executable, "-c", "pass"]))

@@ -5,7 +5,13 @@ Measures, on this CPU:
    batch 512: ours (fused SDPA) against the reference formulation (``nn.MultiheadAttention`` as
    the reference code calls it, with its boolean mask, and with the equivalent float mask);
 2. that the two give the same reconstruction from the same weights (max |difference|);
-3. this machine's fp32 matmul peak and the fraction of it our step reaches;
+3. this machine's fp32 matmul peak and the fraction of it our step reaches, and the roofline
+   at the step's own shapes: every GEMM and SDPA kernel call of one step (recorded with a
+   ``TorchDispatchMode``, forward and backward) replayed alone on fresh tensors of the same
+   shapes and strides, summed; the step's time as a multiple of it;
+   the exact GELU kernel against its tanh form (what it would save, and how far it strays),
+   and each block compiled alone (regional ``torch.compile``: Inductor fuses bias + GELU and
+   residual + layer norm) as a contender;
 4. batch-1 inference latency (p50, p99) of the 6-block encoder, with 1 thread and with
    ``--threads``: the reference, ours in eager PyTorch and compiled (``compile_for_inference``),
    the same weights exported to ONNX (onnxruntime), and ours on a fixed 19- and 4-channel
@@ -60,6 +66,97 @@ def matmul_peak_gflops(n: int = 1024, seconds: float = 3.0) -> float:
         a @ b
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+#: The compute kernels of a step: its GEMMs and attention, forward and backward.
+KERNELS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def _is_kernel(func) -> bool:
+    name = func.overloadpacket.__name__
+    return name in KERNELS or name.startswith("_scaled_dot_product")
+
+
+def kernel_calls(step) -> list[tuple]:
+    """``(op, args, kwargs)`` of every GEMM and SDPA call of one ``step()``, tensors replaced
+    by their (shape, stride, dtype)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def describe(value):
+        if isinstance(value, torch.Tensor):
+            return ("tensor", tuple(value.shape), tuple(value.stride()), value.dtype)
+        if isinstance(value, (list, tuple)):
+            return type(value)(describe(v) for v in value)
+        return value
+
+    calls: list[tuple] = []
+
+    class Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if _is_kernel(func):
+                calls.append((func, describe(args), describe(kwargs)))
+            return func(*args, **kwargs)
+
+    with Log():
+        step()
+    return calls
+
+
+def roofline_s(calls: list[tuple], repeats: int = 3) -> dict[str, float]:
+    """Seconds the recorded kernel calls take alone, each on fresh tensors of its shapes and
+    strides (best of ``repeats``), summed per kind: the step's compute at its own shapes."""
+
+    def build(value):
+        if isinstance(value, tuple) and value[:1] == ("tensor",):
+            _, shape, stride, dtype = value
+            t = torch.empty_strided(shape, stride, dtype=dtype)
+            return t.fill_(True) if dtype == torch.bool else t.normal_()
+        if isinstance(value, (list, tuple)):
+            return type(value)(build(v) for v in value)
+        return value
+
+    unique: dict[str, list] = {}
+    for func, args, kwargs in calls:
+        key = repr((func, args, kwargs))
+        unique.setdefault(key, [func, args, kwargs, 0])[3] += 1
+    totals = {"GEMM": 0.0, "attention (SDPA)": 0.0}
+    with torch.no_grad():
+        for func, args, kwargs, count in unique.values():
+            a, k = build(args), build(kwargs)
+            func(*a, **k)
+            best = min(_timed(lambda f=func, a=a, k=k: f(*a, **k)) for _ in range(repeats))
+            kind = "GEMM" if func.overloadpacket.__name__ in KERNELS else "attention (SDPA)"
+            totals[kind] += best * count
+    return totals
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def gelu_forms(shape=(512, 80, 256), repeats: int = 5) -> dict[str, float]:
+    """Forward + backward of the exact GELU (erf, what the released weights were trained
+    with) against the tanh form: time of each, and the largest difference of their outputs."""
+    x = torch.randn(shape, requires_grad=True)
+    grad = torch.randn(shape)
+    out = {}
+    for form in ("none", "tanh"):
+
+        def run(form=form):
+            y = torch.nn.functional.gelu(x, approximate=form)
+            y.backward(grad)
+
+        run()
+        out[f"{form}_s"] = min(_timed(run) for _ in range(repeats))
+    with torch.no_grad():
+        exact = torch.nn.functional.gelu(x)
+        out["tanh_max_abs_diff"] = (
+            (torch.nn.functional.gelu(x, approximate="tanh") - exact).abs().max().item()
+        )
+    return out
 
 
 def step_flops(model: torch.nn.Module, loss_fn) -> float:
@@ -278,9 +375,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-iters", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.json")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="(default: bench/results/model.json)"
+    )
     parser.add_argument("--no-docs", action="store_true", help="Do not touch docs/benchmarks.md.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Batch 16, 1 round, 50 latency calls (CI: the path)"
+    )
     args = parser.parse_args()
+    if args.quick:  # nothing recorded unless --out is given
+        args.batch, args.rounds, args.latency_iters, args.no_docs = 16, 1, 50, True
+    elif args.out is None:
+        args.out = ROOT / "bench" / "results" / "model.json"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -311,8 +417,12 @@ def main() -> None:
     peak = matmul_peak_gflops()
     compiled = copy.deepcopy(ours)
     compiled_loss = torch.compile(compiled.loss)
+    regional = copy.deepcopy(ours)
+    for block in [*regional.encoder.blocks, *regional.decoder_blocks]:
+        block.compile()  # each block alone: fusions inside it, eager between blocks
     contenders = {"ours": make_step(ours, ours_loss)}
     contenders["ours_compiled"] = make_step(compiled, lambda: compiled_loss(x, None, masked)[0])
+    contenders["ours_regional"] = make_step(regional, lambda: regional.loss(x, None, masked)[0])
     contenders |= {k: make_step(r, ref_loss(r)) for k, r in references.items()}
     for tokens in ("raw", "de+raw"):  # same width, depth, batch and mask; signal tokens
         raw_model = MMMAutoencoder(
@@ -323,6 +433,11 @@ def main() -> None:
             raw_model, lambda m=raw_model, xr=x_raw: m.loss(xr, None, masked)[0]
         )
     profile_shares = step_profile(contenders["ours"])
+    kernels = roofline_s(kernel_calls(contenders["ours"]))
+    gelu = gelu_forms()
+    with torch.no_grad():
+        max_diff["ours_regional"] = (regional(x, None, masked) - expected).abs().max().item()
+        max_diff["ours_compiled"] = (compiled(x, None, masked) - expected).abs().max().item()
     times = time_rounds(contenders, args.rounds)
     step = {
         name: {
@@ -377,6 +492,12 @@ def main() -> None:
             / step["reference_float_mask"]["samples_per_s"],
             "compiled_speedup_vs_reference_bool_mask": step["ours_compiled"]["samples_per_s"]
             / step["reference_bool_mask"]["samples_per_s"],
+            "speedup_per_round_vs_reference_bool_mask": [
+                r / o for o, r in zip(times["ours"], times["reference_bool_mask"], strict=True)
+            ],
+            "roofline_s": kernels,
+            "step_over_roofline": step["ours"]["step_s_median"] / sum(kernels.values()),
+            "gelu": gelu,
             "max_abs_diff_vs_reference": max_diff,
             "gflop_per_step": flops / 1e9,
             "ours_gflops": ours_gflops,
@@ -394,8 +515,9 @@ def main() -> None:
         "montage_batch_s": montage_batch,
         "live_window_ms": live,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
     print(table)
     if not args.no_docs:
@@ -420,6 +542,7 @@ def markdown(r: dict) -> str:
                        ("reference_float_mask", "reference: MHA + float mask"),
                        ("ours", "ours (SDPA, fused QKV)"),
                        ("ours_compiled", "ours + torch.compile (Inductor)"),
+                       ("ours_regional", "ours, each block compiled (regional)"),
                        ("ours_raw", "ours, raw tokens (100 samples per node)"),
                        ("ours_de+raw", "ours, de+raw tokens")):  # fmt: skip
         diff = s["max_abs_diff_vs_reference"].get(key)
@@ -428,7 +551,21 @@ def markdown(r: dict) -> str:
             f"{s[key]['samples_per_s'] / base:.2f}× | {'—' if diff is None else f'{diff:.1e}'} |"
         )
     raw = s["raw_tokens_step_vs_de"]
+    roof, gelu = s["roofline_s"], s["gelu"]
+    rounds = ", ".join(f"{v:.2f}×" for v in s["speedup_per_round_vs_reference_bool_mask"])
     rows += [
+        "",
+        f"Ours against the reference in each round: {rounds}.",
+        "",
+        f"Roofline at the step's own shapes (every GEMM and SDPA call of one step, forward and "
+        f"backward, replayed alone on fresh tensors of its shapes and strides): GEMMs "
+        f"{roof['GEMM']:.2f} s, attention kernels {roof['attention (SDPA)']:.2f} s, together "
+        f"{sum(roof.values()):.2f} s; the step takes {s['step_over_roofline']:.2f}× that.",
+        "",
+        f"GELU, forward + backward on (512, 80, 256): exact (erf) {1000 * gelu['none_s']:.1f} ms, "
+        f"tanh form {1000 * gelu['tanh_s']:.1f} ms, which differs from the exact one by up to "
+        f"{gelu['tanh_max_abs_diff']:.1e} (the bound for the released weights: 1e-6): kept "
+        "exact.",
         "",
         f"Raw-token steps take {raw['raw']:.2f}× (raw) and {raw['de+raw']:.2f}× (de+raw) the DE "
         "step's time at equal width and depth, in the same rounds (issue 26's bound: 1.5×).",

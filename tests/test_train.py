@@ -92,14 +92,23 @@ def test_finetune_holdout_beats_chance(corpus_path, pretrained_run, tmp_path):
     config = FinetuneConfig(
         init=str(pretrained_run),
         protocol="holdout",
-        epochs=6,
+        # Per subject, node and band: the benchmark's input. Per recording (the old default)
+        # read above 0.6 here in 6 epochs only because it leaks the label (one per eegmat
+        # file); honestly standardised, the small model learns slowly.
+        normalize="subject-node",
+        epochs=20,
+        patience=20,
+        batch_size=64,
+        encoder_lr_scale=1.0,
         test_subjects=["eegmat-15", "eegmat-16", "eegmat-17"],
         select="dataset == eegmat",
         **{k: SMALL[k] for k in ("dim", "depth", "heads")},
     )
     summary = finetune(corpus_path, tmp_path / "res", config)
     assert summary["labels"] == ["arithmetic", "rest"]
-    assert summary["balanced_accuracy"]["mean"] > 0.6
+    # 372 test windows: chance's spread is about 0.026, so 0.55 is two of them above it (this
+    # run: 0.58; DE + logistic regression reads 0.66 on the same split)
+    assert summary["balanced_accuracy"]["mean"] > 0.55
     fold = summary["folds"][0]["fold"]
     assert fold["test_subjects"] == ["eegmat-15", "eegmat-16", "eegmat-17"]
     assert not set(fold["val_subjects"]) & set(fold["test_subjects"])  # selection never sees test
@@ -145,7 +154,8 @@ def test_embed_writes_unified_tokens(corpus_path, pretrained_run, tmp_path):
     )
     # The oracle: the encoder's 17 region tokens and class token for those windows.
     encoder = MMMEncoder.from_pretrained(pretrained_run / "encoder")
-    x, present = corpus.read(rows[:4], "recording")
+    normalize = yaml.safe_load((pretrained_run / "config.yaml").read_text())["normalize"]
+    x, present = corpus.read(rows[:4], normalize)  # the standardisation the model learned on
     with torch.no_grad():
         tokens = encoder(torch.from_numpy(x), torch.from_numpy(present))[:, 62:]
     stored = np.stack(table["embedding"].to_numpy(zero_copy_only=False)[:4])
@@ -153,7 +163,6 @@ def test_embed_writes_unified_tokens(corpus_path, pretrained_run, tmp_path):
     pooled = embed(corpus_path, str(pretrained_run), tmp_path / "p.parquet", pool="mean")
     assert len(pq.read_table(tmp_path / "p.parquet")["embedding"][0]) == 32
     assert pooled["windows"] == len(corpus)
-    normalize = yaml.safe_load((pretrained_run / "config.yaml").read_text())["normalize"]
     assert f"normalize='{normalize}'" in pooled["spec"] and "encoder/config.json" in pooled["spec"]
 
 
@@ -313,6 +322,8 @@ def test_ddp_two_cpu_processes_match_single_process(corpus_path, tmp_path):
         "1",
         "--lr",
         "0.002",
+        "--normalize",  # per recording: a 4-epoch run reconstructs better than the mean
+        "recording",
     ]
     (tmp_path / "cfg.yaml").write_text("heads: 2\n")
     single = subprocess.run(
@@ -372,9 +383,10 @@ def test_ddp_finetune_selects_on_the_whole_validation_split(corpus_path, tmp_pat
     run = subprocess.run(
         _cli("finetune", corpus_path, "--out", out, "--select", "dataset == eegmat",
              "--protocol", "holdout", "--test-subjects", "eegmat-00,eegmat-01",
-             "--val-subjects", "4", "--epochs", "5", "--dim", "16", "--depth", "1",
-             "--heads", "2", "--batch-size", "64", "--accelerator", "cpu", "--devices", "2",
-             "--lr", "0.003", "--strategy", "ddp"),
+             "--val-subjects", "4", "--epochs", "10", "--dim", "16", "--depth", "1",
+             "--heads", "2", "--batch-size", "16", "--encoder-lr-scale", "1", "--accelerator",
+             "cpu", "--devices", "2", "--lr", "0.003", "--strategy", "ddp", "--normalize",
+             "subject-node"),
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

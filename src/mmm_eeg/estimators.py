@@ -81,6 +81,8 @@ def _standardised(
     """``base`` with the standardisation asked for: ``None`` keeps the model's own (refused
     per subject when every group carries one label), ``"fitted"`` fits it on the windows of
     ``recordings`` (the training epochs) and keeps the statistics for every later call."""
+    if normalize is not None:
+        check_option("normalize", normalize, NORMALIZATIONS)
     chosen = normalize or base.spec.normalize
     if y is not None and groups is not None:  # the groups standardise either mode here
         groups_of = {"subject": np.asarray(groups), "recording": np.asarray(groups)}
@@ -214,7 +216,8 @@ class GroupStandardScaler(TransformerMixin, BaseEstimator):
         if self.by == "fitted":
             self.normalizer_ = Normalizer.fit(X[..., None], np.ones(X.shape, dtype=bool))
         elif y is not None and groups is not None:
-            check_label_varies("subject", np.asarray(y), {"subject": np.asarray(groups)})
+            remedy = "GroupStandardScaler(by='fitted') (de_logistic_regression(scaling='fitted'))"
+            check_label_varies("subject", np.asarray(y), {"subject": np.asarray(groups)}, remedy)
         return self
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
@@ -254,7 +257,11 @@ class GroupStandardScaler(TransformerMixin, BaseEstimator):
 
 
 def de_logistic_regression(
-    sfreq: float, ch_names: Sequence[str], random_state: int = 0, inner_splits: int = 4
+    sfreq: float,
+    ch_names: Sequence[str],
+    random_state: int = 0,
+    inner_splits: int = 4,
+    scaling: Literal["group", "fitted"] = "group",
 ) -> Pipeline:
     """The DE + logistic regression baseline of the transfer benchmark, as one ``Pipeline``.
 
@@ -277,6 +284,9 @@ def de_logistic_regression(
     inner_splits : int
         Folds of the inner cross-validation that chooses C; each training set needs at least
         this many subjects.
+    scaling : {"group", "fitted"}
+        The scaler's ``by``: per subject (a state task), or fitted on the training epochs (a
+        trait, one label per subject).
     """
     import sklearn
     from sklearn.pipeline import make_pipeline
@@ -287,7 +297,8 @@ def de_logistic_regression(
             "cross-validation; build and use it inside sklearn.config_context("
             "enable_metadata_routing=True) (or after sklearn.set_config(...))."
         )
-    scaler = GroupStandardScaler().set_fit_request(groups=True).set_transform_request(groups=True)
+    scaler = GroupStandardScaler(by=scaling)
+    scaler.set_fit_request(groups=True).set_transform_request(groups=True)
     return make_pipeline(
         DifferentialEntropy(sfreq, ch_names), scaler, logistic_search(random_state, inner_splits)
     )
@@ -345,8 +356,6 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
         """Load the model (no weight is trained; ``normalize="fitted"`` fits the statistics)
         and check ``X``."""
         check_option("pool", self.pool, ("mean", "cls"))
-        if self.normalize is not None:
-            check_option("normalize", self.normalize, NORMALIZATIONS)
         base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
         recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
         self.model_: MMMModel = _standardised(base, self.normalize, recordings, y, groups)
@@ -444,8 +453,6 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise UserInputError(f"y holds {len(self.classes_)} class; need 2 or more.")
-        if self.normalize is not None:
-            check_option("normalize", self.normalize, NORMALIZATIONS)
         base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
         recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
         self.base_ = _standardised(base, self.normalize, recordings, y, groups)

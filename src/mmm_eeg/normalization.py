@@ -158,7 +158,13 @@ class Normalizer:
         return mean, std
 
 
-def check_label_varies(normalize: str | Normalizer, labels: np.ndarray, groups: dict) -> None:
+def check_label_varies(
+    normalize: str | Normalizer,
+    labels: np.ndarray,
+    groups: dict,
+    remedy: str = "normalize='fitted' (statistics fitted on the training windows and saved "
+    "with the model) or 'none'",
+) -> None:
     """Refuse per-subject (per-recording) standardisation when every subject (recording)
     carries one label: each group's own mean would remove the label itself.
 
@@ -171,6 +177,8 @@ def check_label_varies(normalize: str | Normalizer, labels: np.ndarray, groups: 
     groups : dict
         ``{"subject": array, "recording": array}``: each sample's group of each kind known
         (a kind not given is not checked).
+    remedy : str
+        What to use instead, in the caller's terms.
     """
     by = Normalizer.parse(normalize).by
     if by not in groups or len(labels) == 0:
@@ -182,8 +190,7 @@ def check_label_varies(normalize: str | Normalizer, labels: np.ndarray, groups: 
         raise UserInputError(
             f"Every {by} here carries a single label, so standardising each {by} by its own "
             f"statistics (normalize={str(normalize)!r}) would subtract the label away. Use "
-            "normalize='fitted' (statistics fitted on the training windows and saved with the "
-            "model) or 'none'.",
+            f"{remedy}.",
             parameter="normalize",
         )
 

@@ -10,7 +10,8 @@ window that passed its checks so far, including the current one). A window that 
 they were.
 Running statistics need no calibration phase and converge to the recording's own statistics,
 which is what the offline route (``MMMModel.predict``) uses; give ``statistics`` (for instance
-from a calibration recording of the same person) to use fixed ones instead.
+from a calibration recording of the same person) to use fixed ones instead. A model trained
+with ``normalize="fitted"`` uses the statistics saved with it, as offline.
 
 :func:`decode_stream` runs the loop on a Lab Streaming Layer stream with MNE-LSL.
 """
@@ -57,7 +58,7 @@ class OnlineDecoder:
         The stream's sampling rate.
     statistics : (mean, std) | None
         Fixed standardisation statistics (shapes as ``Normalizer.statistics`` returns); None:
-        running statistics.
+        running statistics (a fitted model's own saved ones).
     compile : bool
         Run the network through :func:`~mmm_eeg.model.fixed_montage.compile_for_inference`
         (needs a C++ compiler; compiling takes tens of seconds here, at construction). If
@@ -162,8 +163,9 @@ class OnlineDecoder:
 
     def _standardize(self, x: np.ndarray, present: np.ndarray) -> np.ndarray:
         normalizer = self.model.spec.normalizer
-        if normalizer.by == "none":
-            return np.where(present[..., None], x, 0.0).astype(np.float32)
+        if normalizer.by in ("none", "fitted") and self.statistics is None:
+            # none: as computed; fitted: the training windows' statistics, saved with the model
+            return normalizer.fit_transform(x, present)
         if self.statistics is None:
             moments = node_moments(x, present)
             if self._moments is None:

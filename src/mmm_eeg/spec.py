@@ -62,14 +62,17 @@ class FeatureSpec:
         check_option("tokens", self.tokens, TOKENS)
         if self.statistics is not None:
             shape = (len(self.nodes), len(self.preprocessing.bands))
-            if self.normalize != "fitted" or any(
-                np.shape(self.statistics.get(k)) != shape for k in ("mean", "std")
-            ):
+            given = {k: np.shape(self.statistics.get(k)) for k in ("mean", "std")}
+            if self.normalize != "fitted" or any(g != shape for g in given.values()):
                 raise UserInputError(
                     f"statistics belong to normalize='fitted' and hold a mean and a std of "
-                    f"shape {shape} (nodes, bands); got normalize={self.normalize!r}.",
+                    f"shape {shape} (nodes, bands); got normalize={self.normalize!r} and "
+                    f"shapes {given}.",
                     parameter="statistics",
                 )
+            # Plain nested lists: comparable, JSON-ready, and not shared with the caller.
+            lists = {k: np.asarray(self.statistics[k], dtype=float).tolist() for k in given}
+            object.__setattr__(self, "statistics", lists)
         if self.tokens != "de" and self.preprocessing.signal_rate is None:
             raise UserInputError(
                 f"tokens={self.tokens!r} reads each window's signal, which these features do "

@@ -219,7 +219,7 @@ def benchmark_compare(
         Literal["auto", "loso", "subject-kfold", "within-subject"],
         typer.Option(help="auto: loso up to 20 subjects, k-fold above, within subject below 3."),
     ] = "auto",
-    gap: Annotated[
+    gap_s: Annotated[
         float, typer.Option(help="Within subject: seconds between training and test windows.")
     ] = 4.0,
 ) -> None:
@@ -228,7 +228,7 @@ def benchmark_compare(
 
     result = run_compare(
         corpus, out, pretrained or (), select=select, quick=quick, seed=seed,
-        protocol=protocol, gap_s=gap,
+        protocol=protocol, gap_s=gap_s,
     )  # fmt: skip
     console.print(report_markdown(result))
     console.print(f"Written: {out / 'results.json'}, {out / 'report.md'}, {out / 'paired.png'}")

@@ -16,8 +16,9 @@ variant with the strongest classical method over subjects, and says which to use
 - protocol (``auto``): leave one subject out (up to 20 subjects), grouped 5-fold over more
   subjects, and within subject for fewer than 3: contiguous blocks in time of each recording
   (5 folds), no training window within ``gap_s`` seconds of a test window (a trial's other
-  windows, overlapping windows). Within subject, the paired statistics run over the
-  (subject, fold) units instead of subjects: with one subject and 5 folds the smallest
+  windows, overlapping windows; the gap is counted in windows from the closest spacing of
+  consecutive windows, so it is at least ``gap_s``). Within subject, the paired statistics
+  run over the (subject, fold) units instead of subjects: with one subject and 5 folds the smallest
   two-sided Wilcoxon p is 0.0625, so such a verdict can never read "beyond the noise".
 
 Standardisation: per subject, per node and band (the transfer benchmark's), unless every subject
@@ -135,8 +136,8 @@ def run_compare(
     # What a saved score was computed on: a rerun reuses it only for the same task.
     fingerprint = {"corpus": str(corpus.path), "windows": len(rows),
                    "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
-    if task["protocol"] == "within-subject":  # (loso keeps the fingerprint saved runs have)
-        fingerprint.update(protocol=task["protocol"], gap_windows=task["gap_windows"])
+    if task["protocol"] != "loso":  # (loso keeps the fingerprint its saved runs have)
+        fingerprint.update(protocol=task["protocol"], gap_windows=task.get("gap_windows"))
     for name, make in _methods(corpus, rows, targets, task, pretrained, quick, seed,
                                checkpoint_dir, skipped):  # fmt: skip
         saved = out / "methods" / f"{name}.json"
@@ -197,7 +198,14 @@ def _task(
                 "its own data; use a subject-wise protocol (loso, subject-kfold)."
             )
         gap = _gap_windows(index, rows, gap_s)
-        folds = make_folds(index, rows, "time-blocked", k=WITHIN_FOLDS, gap=gap, labels=targets)
+        try:
+            folds = make_folds(index, rows, "time-blocked", k=WITHIN_FOLDS, gap=gap, labels=targets)
+        except UserInputError as err:
+            raise UserInputError(
+                f"{err} (within subject, benchmark compare cuts each recording into "
+                f"{WITHIN_FOLDS} blocks with a gap of {gap_s:g} s = {gap} windows: lower "
+                "--gap-s, or use a subject-wise --protocol)"
+            ) from err
         extra = {"gap_s": gap_s, "gap_windows": gap}
     elif len(subjects) < 3:
         raise UserInputError(
@@ -220,14 +228,15 @@ def _task(
 
 
 def _gap_windows(index, rows: np.ndarray, gap_s: float) -> int:
-    """Windows that span ``gap_s`` seconds: ``gap_s`` over the usual spacing of consecutive
-    windows of a recording (the hop of tiled windows; between events, their spacing)."""
+    """Windows left out on each side of a test block so that at least ``gap_s`` seconds
+    separate training and test windows: ``gap_s`` over the smallest spacing of consecutive
+    windows of a recording (the hop of tiled windows; between events, the closest two)."""
     starts = index["start_s"].to_numpy()[rows]
     recordings = index["recording"].to_numpy()[rows]
     spacing = [np.diff(np.sort(starts[recordings == rec])) for rec in np.unique(recordings)]
     spacing = np.concatenate(spacing) if spacing else np.array([])
     spacing = spacing[spacing > 0]
-    return int(np.ceil(gap_s / np.median(spacing) - 1e-9)) if len(spacing) else 0
+    return int(np.ceil(gap_s / spacing.min() - 1e-9)) if len(spacing) else 0
 
 
 def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_dir, skipped):

@@ -6,7 +6,20 @@ importing torch, so the command line starts fast.
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time, __getattr__ imports on first use
+    from mmm_eeg.model.autoencoder import MMMAutoencoder
+    from mmm_eeg.model.classifier import MMMClassifier
+    from mmm_eeg.model.encoder import MMMEncoder, noise_seed
+    from mmm_eeg.model.fixed_montage import FixedMontageEncoder, compile_for_inference
+    from mmm_eeg.model.masking import MaskSchedule, channel_dropout, random_mask, regional_mask
+    from mmm_eeg.model.physiopro import (
+        checkpoint_filter_fn,
+        load_physiopro_encoder,
+        to_physiopro_state_dict,
+    )
+    from mmm_eeg.model.registry import ModelCard, create_model, list_models, model_card
 
 #: Public name -> the module that defines it.
 _LAZY = {
@@ -42,4 +55,22 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = list(_LAZY)
+__all__ = [
+    "FixedMontageEncoder",
+    "MMMAutoencoder",
+    "MMMClassifier",
+    "MMMEncoder",
+    "MaskSchedule",
+    "ModelCard",
+    "channel_dropout",
+    "checkpoint_filter_fn",
+    "compile_for_inference",
+    "create_model",
+    "list_models",
+    "load_physiopro_encoder",
+    "model_card",
+    "noise_seed",
+    "random_mask",
+    "regional_mask",
+    "to_physiopro_state_dict",
+]

@@ -161,7 +161,8 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
             node_tokens = torch.where(hidden[..., None], node_tokens, tokens[:, :n])
         pos = self.decoder_pos_embed
         if nodes is not None:
-            pos = pos[:, torch.cat([nodes, torch.arange(self.n_nodes, pos.shape[1])])]
+            extra = torch.arange(self.n_nodes, pos.shape[1], device=nodes.device)
+            pos = pos[:, torch.cat([nodes, extra])]
         hidden = torch.cat([node_tokens, tokens[:, n:]], dim=1) + pos
         for blk in self.decoder_blocks:
             hidden = blk(hidden, mask)
@@ -193,18 +194,20 @@ class MMMAutoencoder(PretrainedMixin, nn.Module):
             prediction = self(x, present, masked)
             error = self.node_error(prediction, target)
             return (error * weight).sum() / weight.sum().clamp(min=1.0), prediction
-        prediction = target.new_zeros(target.shape)
-        total = x.new_zeros(())
+        total, parts = x.new_zeros(()), []
         for rows in montage_groups(present):
             nodes = shared_nodes(present[rows])
             part = self._reconstruct(x[rows], present[rows], masked[rows], nodes)
+            kept = slice(None) if nodes is None else nodes
+            error = self.node_error(part, target[rows][:, kept])
+            total = total + (error * weight[rows][:, kept]).sum()
+            parts.append((rows, nodes, part))
+        # One buffer in the head's dtype (bf16 under autocast), absent nodes 0.
+        prediction = parts[0][2].new_zeros((*target.shape[:2], parts[0][2].shape[-1]))
+        for rows, nodes, part in parts:
             if nodes is None:
-                error = self.node_error(part, target[rows])
-                total = total + (error * weight[rows]).sum()
                 prediction[rows] = part
             else:
-                error = self.node_error(part, target[rows][:, nodes])
-                total = total + (error * weight[rows][:, nodes]).sum()
                 prediction[rows[:, None], nodes] = part
         prediction = prediction.masked_fill(~present[..., None], 0.0)
         return total / weight.sum().clamp(min=1.0), prediction

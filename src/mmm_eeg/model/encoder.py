@@ -266,7 +266,7 @@ class MMMEncoder(PretrainedMixin, nn.Module):
             if not torch.compiler.is_compiling():
                 outside = torch.ones(self.topology.n_nodes, dtype=torch.bool, device=x.device)
                 outside[nodes] = False
-                if present[:, outside].any():
+                if present.to(device=x.device, dtype=torch.bool)[:, outside].any():
                     raise ValueError("A window has a present node outside nodes.")
         tokens, mask = self.prepare(x, present, masked, nodes)
         for blk in self.blocks:

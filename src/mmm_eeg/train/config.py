@@ -198,6 +198,13 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
         check_range("epochs", self.epochs, low=1)
         check_range("batch_size", self.batch_size, low=1)
         check_range("val_fraction", self.val_fraction, low=0, high=1, low_open=True)
+        if self.compact and self.absent != "exclude":
+            raise UserInputError(
+                f"compact leaves absent nodes out of the sequence, which only absent='exclude' "
+                f"allows (under {self.absent!r} their tokens take part); drop compact or use "
+                "absent='exclude'.",
+                parameter="compact",
+            )
 
     def loss_weights(self, tokens: str) -> dict[str, float]:
         """The autoencoder's ``targets`` for an encoder of ``tokens`` (DE's weight is 1)."""
