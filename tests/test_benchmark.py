@@ -1,6 +1,10 @@
-"""The transfer and ablation benchmarks (--quick, real data) and the demo (synthetic data)."""
+"""The transfer and ablation benchmarks (--quick, real data), the model-speed bench's whole path
+(--quick), and the demo (synthetic data)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
@@ -158,3 +162,25 @@ def test_quick_ablations_on_real_data(tmp_path, eeg_data):
     for plot in ("reconstruction_vs_mask_ratio.png", "variants.png"):
         assert (out / "plots" / plot).is_file()
     assert "| pos2d |" in (out / "results.md").read_text()
+
+
+def test_model_speed_bench_runs_its_whole_path(tmp_path):
+    """bench/model.py --quick (batch 16, one round): every contender, the roofline at the
+    step's own shapes, latency and the live loop run; no recorded figure is touched."""
+    out = tmp_path / "model.json"
+    bench = Path(__file__).resolve().parents[1] / "bench" / "model.py"
+    run = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    step = result["pretrain_step"]
+    assert step["batch"] == 16 and set(step["roofline_s"]) == {"GEMM", "attention (SDPA)"}
+    assert all(v > 0 for v in step["roofline_s"].values())
+    # The step holds its kernels and more: it cannot take less than a fraction of them.
+    assert step["step_over_roofline"] > 0.5
+    diffs = step["max_abs_diff_vs_reference"]  # equal outputs, every formulation
+    assert max(diffs.values()) < 1e-5, diffs
+    assert step["gelu"]["tanh_max_abs_diff"] > 1e-6  # why GELU stays exact
+    assert "Roofline at the step's own shapes" in run.stdout

@@ -168,7 +168,7 @@ class PretrainConfig(TrainerConfig, EncoderConfig):
     compact : bool
         Leave absent nodes out of the sequence (absent=exclude): each batch's windows are
         grouped by their present nodes, each group runs on its own tokens (a 19-channel cap:
-        37 of 80). The same loss to float rounding, about 3x faster for a 19-channel cap.
+        37 of 80). The same loss to float rounding, 2.5x faster for a 19-channel cap.
     """
 
     epochs: int = 20
