@@ -9,11 +9,10 @@ The curated API. Names that need torch or Lightning are imported on first use (P
     tokens = model.embed(raw, pool="mean")       # an mne.io.Raw -> one vector per 1 s window
 """
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from mmm_eeg.errors import ChannelMappingError, UserInputError
+from mmm_eeg.lazy import lazy_exports
 from mmm_eeg.mapping import ChannelMapping
 from mmm_eeg.topology import UnifiedTopology
 
@@ -44,17 +43,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mmm_eeg' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 __all__ = [
     "ChannelMapping",

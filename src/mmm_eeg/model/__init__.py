@@ -5,8 +5,9 @@ Names are imported on first use (PEP 562): configs reach the torch-free
 importing torch, so the command line starts fast.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mmm_eeg.lazy import lazy_exports
 
 if TYPE_CHECKING:  # what type checkers see; at run time, __getattr__ imports on first use
     from mmm_eeg.model.autoencoder import MMMAutoencoder
@@ -23,37 +24,27 @@ if TYPE_CHECKING:  # what type checkers see; at run time, __getattr__ imports on
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "FixedMontageEncoder": "fixed_montage",
-    "MMMAutoencoder": "autoencoder",
-    "MMMClassifier": "classifier",
-    "MMMEncoder": "encoder",
-    "MaskSchedule": "masking",
-    "ModelCard": "registry",
-    "channel_dropout": "masking",
-    "checkpoint_filter_fn": "physiopro",
-    "compile_for_inference": "fixed_montage",
-    "create_model": "registry",
-    "list_models": "registry",
-    "load_physiopro_encoder": "physiopro",
-    "model_card": "registry",
-    "noise_seed": "encoder",
-    "random_mask": "masking",
-    "regional_mask": "masking",
-    "to_physiopro_state_dict": "physiopro",
+    "FixedMontageEncoder": "mmm_eeg.model.fixed_montage",
+    "MMMAutoencoder": "mmm_eeg.model.autoencoder",
+    "MMMClassifier": "mmm_eeg.model.classifier",
+    "MMMEncoder": "mmm_eeg.model.encoder",
+    "MaskSchedule": "mmm_eeg.model.masking",
+    "ModelCard": "mmm_eeg.model.registry",
+    "channel_dropout": "mmm_eeg.model.masking",
+    "checkpoint_filter_fn": "mmm_eeg.model.physiopro",
+    "compile_for_inference": "mmm_eeg.model.fixed_montage",
+    "create_model": "mmm_eeg.model.registry",
+    "list_models": "mmm_eeg.model.registry",
+    "load_physiopro_encoder": "mmm_eeg.model.physiopro",
+    "model_card": "mmm_eeg.model.registry",
+    "noise_seed": "mmm_eeg.model.encoder",
+    "random_mask": "mmm_eeg.model.masking",
+    "regional_mask": "mmm_eeg.model.masking",
+    "to_physiopro_state_dict": "mmm_eeg.model.physiopro",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(f"mmm_eeg.model.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mmm_eeg.model' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
-
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 __all__ = [
     "FixedMontageEncoder",
