@@ -192,7 +192,8 @@ def markdown(r: dict) -> str:
         + (
             ""
             if r["pretraining_s"]
-            else ", reusing finished pretraining runs and method scores; about 45 min from scratch"
+            else ", reusing finished pretraining runs and any method scores already saved; "
+            "about 45 min from scratch"
         )
         + f"): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
         f"{r['recipe']['decoder_depth']} blocks pretrained {r['recipe']['epochs']} epochs on the "
