@@ -171,3 +171,82 @@ def test_verdict_wording():
     tie = verdict({"de_logreg": scores(classical), "mmm_x": scores([0.62, 0.58] * 5)})
     assert "no evidence that MMM helps here" in tie["verdict"]
     assert verdict({"de_logreg": scores(classical)})["verdict"] == "nothing to compare"
+
+
+def test_holdout_with_a_pool_fine_tuned_rows_seeds_and_a_curve(state_corpus, eeg_data, tmp_path):
+    """One run with every option: MMM pretrained on a pool first, fine-tuned over two seeds,
+    scored on two held-out subjects, with a curve over training subjects."""
+    tests = ["eegmat-24", "eegmat-25"]
+    result = run_compare(
+        state_corpus, tmp_path / "out", quick=True, protocol="holdout", test_subjects=tests,
+        pretrain_pool=state_corpus, finetune=["mmm_pretrain_pool"], finetune_epochs=2,
+        seeds=2, curve="subjects",
+    )  # fmt: skip
+    task, methods = result["task"], result["methods"]
+    assert task["protocol"] == "holdout" and task["curve"] == {"kind": "subjects", "points": [2]}
+    assert (tmp_path / "out" / "pretrain_pool" / "encoder" / "config.json").is_file()
+    assert {"mmm_pretrain_pool", "mmm_pretrain_pool_finetuned"} <= set(methods)
+    for m in methods.values():
+        assert set(m["balanced_accuracy"]["per_subject"]) == set(tests)
+    # stochastic methods ran once per seed; the others once
+    assert len(methods["mmm_untrained"]["balanced_accuracy"]["per_seed"]) == 2
+    assert "per_seed" not in methods["de_logreg"]["balanced_accuracy"]
+    # The fine-tuned row's scores are the fold models' own test scores, averaged over seeds
+    tuned = methods["mmm_pretrain_pool_finetuned"]["balanced_accuracy"]
+    runs = tmp_path / "out" / "runs" / "mmm_pretrain_pool_finetuned"
+    saved = [json.loads(p.read_text()) for p in sorted(runs.glob("seed-*/folds/*/metrics.json"))]
+    assert len(saved) == 2
+    for subject in tests:
+        own = sum(s["test_per_subject"][subject] for s in saved) / 2
+        assert tuned["per_subject"][subject] == pytest.approx(own, abs=1e-9)
+    assert tuned["per_seed"] == pytest.approx([sum(s["test_per_subject"].values()) / 2
+                                               for s in saved])  # fmt: skip
+    # the curve: every method but the fine-tuned one, on the same held-out subjects
+    assert "curve" not in methods["mmm_pretrain_pool_finetuned"]
+    for name in ("de_logreg", "mmm_untrained", "mmm_pretrain_pool"):
+        assert set(methods[name]["curve"]["2"]["per_subject"]) == set(tests)
+    assert (tmp_path / "out" / "curve.png").is_file()
+    assert "Few-label curve (training subjects" in (tmp_path / "out" / "report.md").read_text()
+    other = _corpus(eeg_data, tmp_path / "other_pool", lambda s, _: s == 30)
+    with pytest.raises(UserInputError, match="another pool"):
+        run_compare(state_corpus, tmp_path / "out", quick=True, protocol="holdout",
+                    test_subjects=tests, pretrain_pool=other)  # fmt: skip
+
+
+def test_few_label_folds_cut_only_the_training_side(state_corpus):
+    from mmm_eeg.corpus import Corpus
+    from mmm_eeg.corpus.labels import label_targets
+    from mmm_eeg.experiments.compare import few_label_folds
+    from mmm_eeg.train.protocols import make_folds
+
+    index = Corpus(state_corpus).index
+    rows = index.index.to_numpy()
+    targets, _ = label_targets(index, rows)
+    folds = make_folds(index, rows, "loso")
+    subject_of = index["subject"].astype(str).to_numpy()
+    by_subjects = few_label_folds(index, folds, targets, "subjects", seed=0)
+    assert list(by_subjects) == [2, 4]  # 5 training subjects per fold: 16 and 8 keep all
+    for n, cut in by_subjects.items():
+        for fold, full in zip(cut, folds, strict=True):
+            assert len(set(subject_of[fold.train])) == n
+            assert set(fold.train) <= set(full.train) | set(full.val)
+            assert list(fold.test) == list(full.test)
+    by_windows = few_label_folds(index, folds, targets, "epochs", seed=0)
+    for n, cut in by_windows.items():
+        for fold in cut:
+            pairs = list(zip(subject_of[fold.train], targets[fold.train], strict=True))
+            assert max(pairs.count(p) for p in set(pairs)) == n
+    assert (
+        by_windows[5][0].train.tolist()
+        != few_label_folds(index, folds, targets, "epochs", seed=1)[5][0].train.tolist()
+    )
+
+
+def test_compare_refuses_options_that_do_not_fit(state_corpus, tmp_path):
+    with pytest.raises(UserInputError, match="--test-subject"):
+        run_compare(state_corpus, tmp_path / "a", protocol="holdout")
+    with pytest.raises(UserInputError, match="rows here are mmm_untrained, mmm_base_tuh"):
+        run_compare(state_corpus, tmp_path / "b", finetune=["mmm_nope"])
+    bad = runner.invoke(app, ["benchmark", "compare", str(state_corpus), "--out",
+                              str(tmp_path / "c"), "--test-subject", "eegmat-24"])  # fmt: skip
+    assert bad.exit_code == 2 and "--protocol holdout" in " ".join(bad.output.split())

@@ -216,19 +216,40 @@ def benchmark_compare(
     ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     protocol: Annotated[
-        Literal["auto", "loso", "subject-kfold", "within-subject"],
+        Literal["auto", "loso", "subject-kfold", "within-subject", "holdout"],
         typer.Option(help="auto: loso up to 20 subjects, k-fold above, within subject below 3."),
     ] = "auto",
     gap_s: Annotated[
         float, typer.Option(help="Within subject: seconds between training and test windows.")
     ] = 4.0,
+    test_subject: Annotated[
+        list[str] | None, typer.Option(help="holdout: a test subject; repeatable.")
+    ] = None,
+    finetune: Annotated[
+        list[str] | None,
+        typer.Option(help="An MMM row to fine-tune too (mmm_untrained, ...), or all; repeatable."),
+    ] = None,
+    finetune_epochs: Annotated[int, typer.Option(help="Epochs of each fine-tuning.")] = 15,
+    seeds: Annotated[
+        int, typer.Option(help="Runs of each stochastic method (untrained, fine-tuned).")
+    ] = 1,
+    curve: Annotated[
+        Literal["subjects", "epochs"] | None,
+        typer.Option(help="A few-label curve: fewer training subjects, or labelled windows."),
+    ] = None,
+    pretrain_pool: Annotated[
+        Path | None, typer.Option(help="An unlabelled corpus to pretrain MMM on first.")
+    ] = None,
 ) -> None:
     """Your data, your verdict: MMM against the classical decoders on a labelled corpus."""
     from mmm_eeg.experiments.compare import report_markdown, run_compare
 
+    quiet_lightning()
     result = run_compare(
         corpus, out, pretrained or (), select=select, quick=quick, seed=seed,
-        protocol=protocol, gap_s=gap_s,
+        protocol=protocol, gap_s=gap_s, finetune=finetune or (),
+        finetune_epochs=finetune_epochs, seeds=seeds, test_subjects=test_subject,
+        curve=curve, pretrain_pool=pretrain_pool,
     )  # fmt: skip
     console.print(report_markdown(result))
     console.print(f"Written: {out / 'results.json'}, {out / 'report.md'}, {out / 'paired.png'}")

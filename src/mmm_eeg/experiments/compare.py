@@ -13,6 +13,11 @@ variant with the strongest classical method over subjects, and says which to use
 - MMM, each as a linear probe on its frozen region and class tokens: an untrained encoder, the
   released TUH encoder (``mmm_base_tuh``), its completed form (``mmm_base_tuh_completed``, when
   its weights are found) and every pretrained run given;
+- MMM fine-tuned (``finetune``: the variants named, or ``"all"``): each variant's weights
+  trained with a head on each training fold (the transfer benchmark's recipe, fixed a priori),
+  the epoch chosen on the fold's validation windows, the test windows scored once;
+- ``pretrain_pool``: MMM pretrained first on an unlabelled corpus (the transfer benchmark's
+  recipe), then probed (and fine-tuned) like any run given;
 - protocol (``auto``): leave one subject out (up to 20 subjects), grouped 5-fold over more
   subjects, and within subject for fewer than 3: contiguous blocks in time of each recording
   (5 folds), no training window within ``gap_s`` seconds of a test window (a trial's other
@@ -20,6 +25,12 @@ variant with the strongest classical method over subjects, and says which to use
   consecutive windows, so it is at least ``gap_s``). Within subject, the paired statistics
   run over the (subject, fold) units instead of subjects: with one subject and 5 folds the smallest
   two-sided Wilcoxon p is 0.0625, so such a verdict can never read "beyond the noise".
+  ``holdout``: the named test subjects, every other subject trains;
+- seeds (``seeds``): stochastic methods (the untrained encoder's weights, fine-tuning) run once
+  per seed; a unit's score is the mean over seeds, and the spread of the seeds' means is kept;
+- few-label curves (``curve``): every method but the fine-tuned ones scored again with each
+  training fold cut to 2, 4, 8, 16 training subjects (``"subjects"``) or 5, 10, 20, 40, 80
+  labelled windows per class and training subject (``"epochs"``), the same test windows.
 
 Standardisation: per subject, per node and band (the transfer benchmark's), unless every subject
 carries one label (a trait task): standardising each subject by its own statistics would remove
@@ -37,7 +48,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +60,20 @@ from mmm_eeg.baselines import band_passed_windows, csp_lda, xdawn_tangent_space
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
-from mmm_eeg.experiments.transfer import probe_protocols, riemann_features, source_windows
+from mmm_eeg.experiments.transfer import (
+    FINETUNE,
+    probe_protocols,
+    riemann_features,
+    source_windows,
+)
 from mmm_eeg.experiments.transfer_report import paired_difference
 from mmm_eeg.inference import run_windows
-from mmm_eeg.model import MMMEncoder, list_models, model_card, noise_seed
+from mmm_eeg.model import MMMClassifier, MMMEncoder, list_models, model_card, noise_seed
 from mmm_eeg.model.loading import resolve_model
 from mmm_eeg.normalization import Normalizer
 from mmm_eeg.spec import token_input
-from mmm_eeg.train.finetune import input_normalization
+from mmm_eeg.train.finetune import input_normalization, train_fold
+from mmm_eeg.train.finetune import predict as predict_probabilities
 from mmm_eeg.train.metrics import per_subject_balanced_accuracy
 from mmm_eeg.train.protocols import Fold, make_folds
 from mmm_eeg.train.selection import select_windows
@@ -72,12 +89,20 @@ ERP_BAND = (1.0, 20.0)
 MOTOR_BAND = (8.0, 30.0)
 #: Fewest channels for CSP's spatial filters to mean something.
 CSP_MIN_CHANNELS = 8
-PROTOCOLS = ("auto", "loso", "subject-kfold", "within-subject")
+PROTOCOLS = ("auto", "loso", "subject-kfold", "within-subject", "holdout")
+#: Few-label curves: training subjects per fold, or labelled windows per class and subject.
+CURVE_POINTS = {"subjects": (2, 4, 8, 16), "epochs": (5, 10, 20, 40, 80)}
+#: Epochs of the fine-tuned rows (the transfer benchmark's full budget).
+FINETUNE_EPOCHS = 15
 #: Folds (blocks in time of each recording) of the within-subject protocol.
 WITHIN_FOLDS = 5
 #: Per subject, per node and band: the transfer benchmark's standardisation.
 SUBJECT_NORMALIZE = "subject-node"
 LOSO_MAX_SUBJECTS = 20
+#: The released encoder and its completed form, probed when their weights are found.
+REGISTERED = ("mmm_base_tuh", "mmm_base_tuh_completed")
+#: Suffix of a fine-tuned MMM row.
+FINETUNED = "_finetuned"
 
 
 def run_compare(
@@ -90,6 +115,12 @@ def run_compare(
     checkpoint_dir: str | Path | None = None,
     protocol: str = "auto",
     gap_s: float = 4.0,
+    finetune: Sequence[str] = (),
+    finetune_epochs: int = FINETUNE_EPOCHS,
+    seeds: int = 1,
+    test_subjects: Sequence[str] | None = None,
+    curve: str | None = None,
+    pretrain_pool: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score every applicable method on a corpus's labels and give the verdict.
 
@@ -107,29 +138,66 @@ def run_compare(
     quick : bool
         At most 6 subjects and no Riemannian model (CI; the same code path otherwise).
     seed : int
-        Seed of the folds, the probes and the untrained encoder.
+        Seed of the folds, the probes and the untrained encoder (the first seed).
     checkpoint_dir : str | path-like | None
         Where to look first for registered weights.
-    protocol : {"auto", "loso", "subject-kfold", "within-subject"}
+    protocol : {"auto", "loso", "subject-kfold", "within-subject", "holdout"}
         How windows are split; ``auto``: see the module docstring.
     gap_s : float
         Within subject: seconds between any training window and a test window.
+    finetune : sequence of str
+        MMM variants to fine-tune too (``mmm_untrained``, ``mmm_base_tuh``, a pretrained run's
+        row name), or ``["all"]``; each adds a row ``NAME_finetuned``.
+    finetune_epochs : int
+        Epochs of each fine-tuning (early stopping after 5 without a better validation score).
+    seeds : int
+        Runs of each stochastic method (seeds ``seed``, ``seed + 1``, ...).
+    test_subjects : sequence of str | None
+        The test subjects of the ``holdout`` protocol.
+    curve : {"subjects", "epochs"} | None
+        A few-label curve: fewer training subjects, or fewer labelled windows per subject.
+    pretrain_pool : str | path-like | None
+        An unlabelled corpus to pretrain MMM on first (row ``mmm_pretrain_pool``).
 
     Returns
     -------
     dict
         The content of ``results.json``: ``task``, ``methods.NAME.balanced_accuracy.{mean, std,
-        per_subject}`` (within subject, ``per_subject`` holds one score per subject and fold),
-        ``skipped``, ``paired``, ``verdict``.
+        per_subject}`` (within subject, ``per_subject`` holds one score per subject and fold;
+        with seeds, also ``per_seed``), ``skipped``, ``paired``, ``verdict``; with a curve,
+        ``methods.NAME.curve``.
     """
     check_option("protocol", protocol, PROTOCOLS)
     check_range("gap_s", gap_s, low=0)
+    check_range("seeds", seeds, low=1)
+    check_range("finetune_epochs", finetune_epochs, low=1)
+    if curve is not None:
+        check_option("curve", curve, tuple(CURVE_POINTS))
+    if (protocol == "holdout") != bool(test_subjects):
+        raise UserInputError(
+            "The holdout protocol takes its test subjects, and only it does: give both "
+            "--protocol holdout and --test-subject S (repeatable).",
+            parameter="test_subjects",
+        )
     started = time.perf_counter()
     out = check_output_folder(Path(out))
     corpus = Corpus(corpus_path)
-    task = _task(corpus, select, quick, seed, protocol, gap_s)
+    pretrained = list(pretrained)
+    if pretrain_pool is not None:
+        pretrained.append(pretrain_on_pool(pretrain_pool, corpus, out, quick, seed))
+    tuned = _finetuned_names(finetune, pretrained)
+    task = _task(corpus, select, quick, seed, protocol, gap_s, test_subjects)
     rows, targets = task.pop("rows"), task.pop("targets")
     folds: list[Fold] = task.pop("folds")
+    if curve == "subjects" and task["unit"] == "fold":
+        raise UserInputError(
+            "A curve over training subjects needs a subject-wise protocol; within subject, "
+            "use --curve epochs.",
+            parameter="curve",
+        )
+    curve_folds = (
+        {} if curve is None else few_label_folds(corpus.index, folds, targets, curve, seed)
+    )
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -138,19 +206,35 @@ def run_compare(
                    "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
     if task["protocol"] != "loso":  # (loso keeps the fingerprint its saved runs have)
         fingerprint.update(protocol=task["protocol"], gap_windows=task.get("gap_windows"))
-    for name, make in _methods(corpus, rows, targets, task, pretrained, quick, seed,
-                               checkpoint_dir, skipped):  # fmt: skip
+    settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned}
+    for name, make, stochastic in _methods(corpus, rows, targets, task, pretrained, quick,
+                                           checkpoint_dir, skipped, settings):  # fmt: skip
+        tuning = name.endswith(FINETUNED)
+        mine = dict(fingerprint)
+        if stochastic and seeds > 1:
+            mine["seeds"] = seeds
+        if tuning:
+            mine["finetune_epochs"] = finetune_epochs
+        elif curve is not None:
+            mine["curve"] = curve
         saved = out / "methods" / f"{name}.json"
         if saved.is_file():
             previous = json.loads(saved.read_text())
-            if previous.get("fingerprint") == fingerprint:
+            if previous.get("fingerprint") == mine:
                 methods[name] = previous
                 logger.info("%s: reused from %s", name, saved)
                 continue
         logger.info("%s: scoring", name)
-        scores = _score(make(), folds, context, task)
-        methods[name] = {"balanced_accuracy": scores, "fingerprint": fingerprint}
+        runs = [make(seed + i) for i in range(seeds if stochastic else 1)]
+        scores = seed_mean([_score(method, folds, context, task) for method in runs])
+        methods[name] = {"balanced_accuracy": scores, "fingerprint": mine}
+        if curve is not None and not tuning:
+            methods[name]["curve"] = {
+                str(n): _score(runs[0], point, context, task) for n, point in curve_folds.items()
+            }
         write_json(saved, methods[name])
+    if curve is not None:
+        task["curve"] = {"kind": curve, "points": [int(n) for n in curve_folds]}
     result = {
         "task": task,
         "methods": methods,
@@ -162,11 +246,111 @@ def run_compare(
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(report_markdown(result))
     paired_plot(out / "paired.png", result)
+    if curve is not None:
+        curve_plot(out / "curve.png", result)
     return result
 
 
+def pretrain_on_pool(pool: str | Path, corpus: Corpus, out: Path, quick: bool, seed: int) -> Path:
+    """MMM pretrained on an unlabelled corpus with the transfer benchmark's recipe (its reduced
+    form under ``quick``), in ``out/pretrain_pool``; a finished run of the same pool and recipe
+    is reused, an interrupted one resumed."""
+    import yaml
+
+    from mmm_eeg.experiments.transfer import settings
+    from mmm_eeg.train.pretrain import pretrain
+
+    config = settings(quick, seed).pretrain
+    run = out / "pretrain_pool"
+    source = Corpus(pool)
+    if source.topology != corpus.topology:
+        raise UserInputError(
+            f"{pool}: its topology {source.topology.name!r} is not the corpus's "
+            f"{corpus.topology.name!r}; preprocess both onto one topology.",
+            parameter="pretrain_pool",
+        )
+    origin = {"pool": str(source.path), "config": asdict(config)}
+    if (run / "pool.json").is_file() and json.loads((run / "pool.json").read_text()) != origin:
+        raise UserInputError(
+            f"{run} was pretrained on another pool or recipe; choose a new --out.",
+            parameter="pretrain_pool",
+        )
+    write_json(run / "pool.json", origin)
+    if not (run / "encoder" / "config.json").is_file():
+        resume = (run / "checkpoints" / "last.ckpt").is_file()
+        pretrain(source.path, run, config, resume=resume)
+    elif yaml.safe_load((run / "config.yaml").read_text()) != asdict(config):
+        raise UserInputError(f"{run} holds another pretraining; choose a new --out.")
+    return run
+
+
+def _finetuned_names(finetune: Sequence[str], pretrained: Sequence[str | Path]) -> set[str]:
+    """The MMM rows to fine-tune, checked before anything runs."""
+    known = ["mmm_untrained", *REGISTERED, *_run_names(pretrained)]
+    if list(finetune) == ["all"]:
+        return set(known)
+    unknown = sorted(set(finetune) - set(known))
+    if unknown:
+        raise UserInputError(
+            f"Cannot fine-tune {', '.join(unknown)}: the MMM rows here are "
+            f"{', '.join(known)} (or give 'all').",
+            parameter="finetune",
+        )
+    return set(finetune)
+
+
+def seed_mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scores of one method over seeds: each unit's mean over the seeds, and each seed's mean."""
+    if len(runs) == 1:
+        return runs[0]
+    per = {u: float(np.mean([r["per_subject"][u] for r in runs])) for u in runs[0]["per_subject"]}
+    values, means = np.array(list(per.values())), [r["mean"] for r in runs]
+    return {"mean": float(values.mean()), "std": float(values.std()), "per_subject": per,
+            "per_seed": means, "seed_std": float(np.std(means))}  # fmt: skip
+
+
+def few_label_folds(
+    index, folds: list[Fold], targets: np.ndarray, curve: str, seed: int
+) -> dict[int, list[Fold]]:
+    """Each point of a few-label curve: the folds with their training side (training and
+    validation windows) cut to ``n`` random training subjects, or to ``n`` random windows per
+    class and training subject; the test windows unchanged. Points that would keep every
+    training window of every fold are left out (they are the full result)."""
+    subject_of = index["subject"].astype(str).to_numpy()
+    points: dict[int, list[Fold]] = {}
+    for n in CURVE_POINTS[curve]:
+        cut = []
+        for j, fold in enumerate(folds):
+            side = np.concatenate([fold.train, fold.val])
+            rng = np.random.default_rng([seed, n, j])
+            if curve == "subjects":
+                subjects = np.unique(subject_of[side])
+                if n >= len(subjects):
+                    break
+                keep = np.isin(subject_of[side], rng.choice(subjects, n, replace=False))
+            else:
+                groups = [np.flatnonzero((subject_of[side] == s) & (targets[side] == c))
+                          for s, c in {(subject_of[r], targets[r]) for r in side}]  # fmt: skip
+                if all(len(g) <= n for g in groups):
+                    break
+                keep = np.zeros(len(side), dtype=bool)
+                for g in groups:
+                    keep[rng.permutation(g)[:n]] = True
+            train = np.sort(side[keep])
+            cut.append(Fold(f"{fold.name} {curve}-{n}", train, train[:0], fold.test))
+        else:
+            points[n] = cut
+    return points
+
+
 def _task(
-    corpus: Corpus, select: str | None, quick: bool, seed: int, protocol: str, gap_s: float
+    corpus: Corpus,
+    select: str | None,
+    quick: bool,
+    seed: int,
+    protocol: str,
+    gap_s: float,
+    test_subjects: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The labelled windows, their targets, the folds, and what kind of task it is."""
     rows = select_windows(corpus.index, select)
@@ -213,9 +397,8 @@ def _task(
             "needs at least 3 (more for a verdict); use --protocol within-subject."
         )
     else:
-        folds = make_folds(
-            index, rows, protocol, subjects if protocol == "loso" else None, seed=seed
-        )
+        tests = {"loso": subjects, "holdout": list(test_subjects or ())}.get(protocol)
+        folds = make_folds(index, rows, protocol, tests, seed=seed)  # type: ignore[arg-type]
     return {
         "rows": rows, "targets": targets, "folds": folds,
         "corpus": str(corpus.path), "select": select, "labels": names,
@@ -239,14 +422,15 @@ def _gap_windows(index, rows: np.ndarray, gap_s: float) -> int:
     return int(np.ceil(gap_s / spacing.min() - 1e-9)) if len(spacing) else 0
 
 
-def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_dir, skipped):
-    """``(name, make)`` of every applicable method: ``make()`` computes its features (only when
-    the method is not reused) as ``features(fold) -> (n_rows, d)``."""
+def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, skipped, settings):
+    """``(name, make, stochastic)`` of every applicable method: ``make(seed)`` computes its
+    features (only when the method is not reused) as ``features(fold) -> (n_rows, d)``, or
+    gives a :class:`Decoder`; ``stochastic`` methods are made once per seed."""
     trait = task["trait"]
     x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
     nodes = np.flatnonzero(present.any(0))
 
-    def de():
+    def de(_):
         if trait:  # raw DE: the probe's own scaler is fitted on each training fold
             matrix = x_raw[:, nodes].reshape(len(rows), -1)
         else:
@@ -254,7 +438,7 @@ def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_di
             matrix = x[:, nodes].reshape(len(rows), -1)
         return lambda fold: matrix
 
-    yield "de_logreg", de
+    yield "de_logreg", de, False
 
     event_locked = corpus.config.epoch_tmin is not None
     reason = _riemann_unavailable(corpus, rows, present)
@@ -267,24 +451,26 @@ def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_di
     else:
         task["riemann_recentring"] = "over all windows" if trait else "per subject"
 
-        def riemann():
+        def riemann(_):
             covariances = riemann_features(corpus, rows, per_subject=not trait)
             return lambda fold: covariances
 
-        yield "riemann", riemann
+        yield "riemann", riemann, False
         if event_locked:
-            yield "xdawn", lambda: _xdawn(corpus, rows, targets)
+            yield "xdawn", lambda _: _xdawn(corpus, rows, targets), False
     if not event_locked:
         skipped["xdawn"] = "for event-locked corpora (preprocess --epochs-from) only"
     csp_reason = reason or _csp_unavailable(corpus, rows, targets, nodes, event_locked)
     if csp_reason:
         skipped["csp_lda"] = csp_reason
     else:
-        yield "csp_lda", lambda: _csp_lda(corpus, rows, targets)
+        yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets), False
 
-    for name, encoder, normalize in _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
+    for name, build, normalize, stochastic in _encoders(corpus, pretrained, checkpoint_dir,
+                                                        skipped):  # fmt: skip
 
-        def tokens(encoder=encoder, normalize=normalize):
+        def tokens(seed, build=build, normalize=normalize):
+            encoder = build(seed)
             if trait:
                 signal = corpus.signal_of(rows, encoder.tokens)
                 return _fitted_tokens(encoder, x_raw, present, rows, seed, signal)
@@ -292,16 +478,30 @@ def _methods(corpus, rows, targets, task, pretrained, quick, seed, checkpoint_di
             matrix = _tokens(encoder, x, present, seed)
             return lambda fold: matrix
 
-        yield name, tokens
+        yield name, tokens, stochastic
+        if name in settings["tuned"]:
+            folder = settings["out"] / "runs" / (name + FINETUNED)
+            normalize = "fitted" if trait or isinstance(normalize, Normalizer) else normalize
+
+            def tuned(seed, build=build, normalize=normalize, folder=folder):
+                return _finetuned(corpus, targets, task, build(seed), normalize,
+                                  folder / f"seed-{seed}", settings["epochs"], seed)  # fmt: skip
+
+            yield name + FINETUNED, tuned, True
 
 
-def _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
-    """``(name, encoder, normalize)`` of the MMM variants, each with its own standardisation
-    (a model that reads other features than the corpus holds is refused, naming both)."""
-    with noise_seed(seed):
-        untrained = MMMEncoder(**model_card("mmm_base").encoder)
-    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE
-    for name in ("mmm_base_tuh", "mmm_base_tuh_completed"):
+def _encoders(corpus, pretrained, checkpoint_dir, skipped):
+    """``(name, build, normalize, stochastic)`` of the MMM variants: ``build(seed)`` gives the
+    encoder (the untrained one's weights are drawn from the seed), ``normalize`` its own
+    standardisation (a model that reads other features than the corpus holds is refused,
+    naming both)."""
+
+    def untrained(seed: int) -> MMMEncoder:
+        with noise_seed(seed):
+            return MMMEncoder(**model_card("mmm_base").encoder)
+
+    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE, True
+    for name in REGISTERED:
         if name not in list_models():
             continue
         try:  # not found, or made for other features than this corpus holds: skipped, why
@@ -310,7 +510,7 @@ def _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
         except UserInputError as err:
             skipped[name] = str(err)
             continue
-        yield name, resolved.encoder, normalize
+        yield name, lambda _, e=resolved.encoder: e, normalize, False
     names = _run_names(pretrained)
     for source, name in zip(pretrained, names, strict=True):
         resolved = resolve_model(source, checkpoint_dir)
@@ -320,7 +520,33 @@ def _encoders(corpus, pretrained, seed, checkpoint_dir, skipped):
                 f"corpus's {corpus.topology.name!r}.",
                 parameter="pretrained",
             )
-        yield name, resolved.encoder, input_normalization(resolved.spec, corpus, None)
+        normalize = input_normalization(resolved.spec, corpus, None)
+        yield name, lambda _, e=resolved.encoder: e, normalize, False
+
+
+def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, epochs: int, seed: int):
+    """A :class:`Decoder` that fine-tunes ``encoder`` with a head on each training fold (the
+    transfer benchmark's recipe; early stopping on the fold's validation windows) and predicts
+    the fold's test windows with the saved fold model, as a user would."""
+    encoder.save_pretrained(folder / "init")  # the probe's weights, the fine-tuning's start
+    config = replace(
+        FINETUNE, init=str(folder / "init"), epochs=epochs, patience=min(5, epochs), seed=seed,
+        normalize=normalize, absent=encoder.absent, tokens=encoder.tokens,
+        class_weights="balanced" if task["trait"] else None,
+    )  # fmt: skip
+
+    def predict(fold: Fold) -> np.ndarray:
+        # At least 8 steps an epoch: a small training side would otherwise take one or two.
+        batch = min(config.batch_size, max(8, len(fold.train) // 8))
+        train_fold(corpus, fold, targets, task["labels"], replace(config, batch_size=batch), folder)
+        classifier = MMMClassifier.from_pretrained(folder / "folds" / fold.name / "model")
+        spec = classifier.encoder.feature_spec
+        probabilities = predict_probabilities(
+            classifier, corpus, fold.test, input_normalization(spec, corpus, None)
+        )
+        return probabilities.argmax(1)
+
+    return Decoder(predict)
 
 
 def _run_names(sources: Sequence[str | Path]) -> list[str]:
@@ -461,8 +687,9 @@ def verdict(methods: dict[str, Any], unit: str = "subject") -> dict[str, Any]:
         conclusion = f"{best} is better here: use it"
     else:
         conclusion = f"no evidence that MMM helps here: use {best}, the simpler model"
+    kind = "" if top.endswith(FINETUNED) else " probe"
     line = (
-        f"{top} probe {a['mean']:.3f} vs {best} {b['mean']:.3f}: {d['mean']:+.3f} ± "
+        f"{top}{kind} {a['mean']:.3f} vs {best} {b['mean']:.3f}: {d['mean']:+.3f} ± "
         f"{d['std']:.3f}, better for {d['better']} of {d['n']} {unit}s, p = "
         f"{d['wilcoxon_p']:.2g}: {conclusion}."
     )
@@ -495,7 +722,10 @@ def report_markdown(r: dict[str, Any]) -> str:
     ]
     for name, m in r["methods"].items():
         b = m["balanced_accuracy"]
-        lines.append(f"| {name} | {b['mean']:.3f} ± {b['std']:.3f} |")
+        seeds = (
+            f" (seeds: {', '.join(f'{v:.3f}' for v in b['per_seed'])})" if "per_seed" in b else ""
+        )
+        lines.append(f"| {name} | {b['mean']:.3f} ± {b['std']:.3f}{seeds} |")
     if r["paired"]:
         unit = t.get("unit", "subject")
         lines += ["", f"Paired against {r['strongest_classical']} over {unit}s:", "",
@@ -506,6 +736,8 @@ def report_markdown(r: dict[str, Any]) -> str:
                 f"| {name} | {d['mean']:+.3f} ± {d['std']:.3f} | {d['better']}/{d['n']} | "
                 f"{d['wilcoxon_p']:.2g} |"
             )
+    if "curve" in t:
+        lines += ["", *curve_markdown(r)]
     for name, reason in r["skipped"].items():
         lines.append(f"\nSkipped {name}: {reason}")
     lines += ["", f"**Verdict**: {r['verdict']}", ""]
@@ -528,4 +760,35 @@ def paired_plot(path: Path, r: dict[str, Any]) -> None:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(range(len(r["paired"])), list(r["paired"]))
     ax.set_xlabel(f"balanced accuracy minus {best}, per {r['task'].get('unit', 'subject')}")
+    save_figure(fig, path)
+
+
+def curve_markdown(r: dict[str, Any]) -> list[str]:
+    """The few-label curve's table: each method's mean balanced accuracy per point."""
+    kind, points = r["task"]["curve"]["kind"], r["task"]["curve"]["points"]
+    what = "training subjects" if kind == "subjects" else "labelled windows per class and subject"
+    lines = [f"Few-label curve ({what}; the same test windows; fine-tuned rows are not on it):",
+             "", f"| method | {' | '.join(str(n) for n in points)} | all |",
+             "|---|" + "---|" * (len(points) + 1)]  # fmt: skip
+    for name, m in r["methods"].items():
+        if "curve" in m:
+            cells = [f"{m['curve'][str(n)]['mean']:.3f}" for n in points]
+            lines.append(f"| {name} | {' | '.join(cells)} | {m['balanced_accuracy']['mean']:.3f} |")
+    return lines
+
+
+def curve_plot(path: Path, r: dict[str, Any]) -> None:
+    """Each method's mean balanced accuracy against the training data it had."""
+    kind, points = r["task"]["curve"]["kind"], r["task"]["curve"]["points"]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, m in r["methods"].items():
+        if "curve" in m:
+            means = [m["curve"][str(n)]["mean"] for n in points]
+            ax.plot(range(len(points) + 1), [*means, m["balanced_accuracy"]["mean"]], "o-",
+                    label=name)  # fmt: skip
+    ax.set_xticks(range(len(points) + 1), [*map(str, points), "all"])
+    ax.set_xlabel("training subjects" if kind == "subjects" else "labelled windows per class")
+    ax.set_ylabel("balanced accuracy")
+    ax.legend(fontsize=7)
     save_figure(fig, path)
