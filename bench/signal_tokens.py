@@ -47,7 +47,7 @@ from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus.build import build_corpus  # noqa: E402
 from mmm_eeg.datasets import default_data_dir  # noqa: E402
-from mmm_eeg.experiments.compare import run_compare  # noqa: E402
+from mmm_eeg.experiments.compare import FINETUNE_EPOCHS, FINETUNED, run_compare  # noqa: E402
 from mmm_eeg.experiments.transfer import benchmark_corpus, settings  # noqa: E402
 from mmm_eeg.experiments.transfer_report import paired_difference  # noqa: E402
 from mmm_eeg.io.sources import discover_sources  # noqa: E402
@@ -94,6 +94,10 @@ def main() -> None:
         initial.save_pretrained(twin)
         sources += [twin, run]
     downstream = f"subject in [{', '.join(subjects)}]"
+    # every token type, pretrained and untrained, fine-tuned too (compare's fixed recipe)
+    tuned = [
+        f"mmm_{kind}_{t.replace('+', '_')}" for t in TOKENS for kind in ("untrained", "pretrained")
+    ]
     muse = muse_corpus(args.data, args.out / "muse_corpus")
     motor = motor_corpus(args.data, args.out / "motor_corpus")
     tasks = {}
@@ -101,17 +105,21 @@ def main() -> None:
         ("eegmat", corpus.path, downstream), ("muse_n170", muse, None), ("eegmmidb", motor, None)
     ):  # fmt: skip
         result = run_compare(
-            path, args.out / f"compare_{task}", sources, select=select, quick=args.quick, seed=0
-        )
-        pairs = {}
+            path, args.out / f"compare_{task}", sources, select=select, quick=args.quick, seed=0,
+            finetune=tuned, finetune_epochs=2 if args.quick else FINETUNE_EPOCHS,
+        )  # fmt: skip
+        pairs, tuned_pairs = {}, {}
         for tokens in TOKENS:
             name = tokens.replace("+", "_")
-            a = result["methods"][f"mmm_pretrained_{name}"]["balanced_accuracy"]
-            b = result["methods"][f"mmm_untrained_{name}"]["balanced_accuracy"]
-            pairs[tokens] = _paired(a, b)
+            methods = result["methods"]
+            for kind, out in (("", pairs), (FINETUNED, tuned_pairs)):
+                a = methods[f"mmm_pretrained_{name}{kind}"]["balanced_accuracy"]
+                b = methods[f"mmm_untrained_{name}{kind}"]["balanced_accuracy"]
+                out[tokens] = _paired(a, b)
         tasks[task] = {
             "unit": result["task"]["unit"],
             "pretrained_minus_untrained": pairs,
+            "finetuned_pretrained_minus_untrained": tuned_pairs,
             **{k: result[k] for k in ("methods", "paired", "strongest_classical", "verdict",
                                       "skipped")},
         }  # fmt: skip
@@ -198,8 +206,10 @@ def markdown(r: dict) -> str:
         + f"): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
         f"{r['recipe']['decoder_depth']} blocks pretrained {r['recipe']['epochs']} epochs on the "
         "pool (everything but eegmat 24-35), each beside its own initial weights (untrained); "
-        "every one a linear probe on its frozen region and class tokens (`benchmark compare`: "
-        "leave one subject out, within subject for eegmmidb). Signal: "
+        "every one a linear probe on its frozen region and class tokens, and fine-tuned with "
+        "a head on each training fold (`benchmark compare --finetune`: 15 epochs, early "
+        "stopping on the fold's validation windows; leave one subject out, within subject for "
+        "eegmmidb). Signal: "
         f"{st['signal_samples']} samples per 1 s window (100 Hz, 1-45 Hz, units of 100 µV, "
         "float16). Held-out reconstruction of the pool (predicting each "
         "target value's mean in brackets): "
@@ -222,19 +232,25 @@ def markdown(r: dict) -> str:
             f"**{titles[task]}**",
             "",
             f"| tokens | untrained probe | pretrained probe | pretrained − untrained ({unit}s "
-            f"better, Wilcoxon p) | pretrained − {best} ({unit}s better, p) |",
-            "|---|---|---|---|---|",
+            f"better, Wilcoxon p) | pretrained − {best} ({unit}s better, p) | untrained "
+            "fine-tuned | pretrained fine-tuned | pretrained − untrained, fine-tuned |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for tokens in TOKENS:
             name = tokens.replace("+", "_")
             u = methods[f"mmm_untrained_{name}"]["balanced_accuracy"]
             p = methods[f"mmm_pretrained_{name}"]["balanced_accuracy"]
             d, v = t["pretrained_minus_untrained"][tokens], t["paired"][f"mmm_pretrained_{name}"]
+            fu = methods[f"mmm_untrained_{name}{FINETUNED}"]["balanced_accuracy"]
+            fp = methods[f"mmm_pretrained_{name}{FINETUNED}"]["balanced_accuracy"]
+            fd = t["finetuned_pretrained_minus_untrained"][tokens]
             lines.append(
                 f"| {tokens} | {u['mean']:.3f} ± {u['std']:.3f} | {p['mean']:.3f} ± "
                 f"{p['std']:.3f} | {d['mean']:+.3f} ± {d['std']:.3f} ({d['better']}/{d['n']}, "
                 f"{d['wilcoxon_p']:.2g}) | {v['mean']:+.3f} ± {v['std']:.3f} "
-                f"({v['better']}/{v['n']}, {v['wilcoxon_p']:.2g}) |"
+                f"({v['better']}/{v['n']}, {v['wilcoxon_p']:.2g}) | {fu['mean']:.3f} ± "
+                f"{fu['std']:.3f} | {fp['mean']:.3f} ± {fp['std']:.3f} | {fd['mean']:+.3f} ± "
+                f"{fd['std']:.3f} ({fd['better']}/{fd['n']}, {fd['wilcoxon_p']:.2g}) |"
             )
         others = [m for m in methods if not m.startswith(("mmm_pretrained_", "mmm_untrained_"))]
         lines += [
