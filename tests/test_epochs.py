@@ -112,3 +112,49 @@ def test_xdawn_features_are_fitted_on_the_training_fold_only(muse_corpus):
     flipped = targets.copy()
     flipped[fold.train] = 1 - flipped[fold.train]
     assert not np.allclose(_xdawn(corpus, rows, flipped)(fold), first)
+
+
+def test_mne_epochs_become_one_window_each(muse_file, tmp_path):
+    """``build_corpus_from_recordings`` with an ``mne.Epochs``: each epoch is a window whose DE
+    is that of the epoch's own first second, labelled by its event's name."""
+    import mne
+
+    from mmm_eeg.corpus.build import build_corpus_from_recordings
+
+    recording = read_recording(muse_file)
+    info = mne.create_info(recording.ch_names, recording.sfreq, "eeg")
+    raw = mne.io.RawArray(recording.data, info, verbose=False)
+    sfreq = recording.sfreq
+    onsets = [(round(a.onset * sfreq), int(a.description)) for a in recording.annotations
+              if a.description in EVENTS]  # fmt: skip
+    events = np.array([[sample, 0, code] for sample, code in onsets])
+    epochs = mne.Epochs(raw, events, {"house": 1, "face": 2}, tmin=-0.1, tmax=0.9,
+                        baseline=None, preload=True, verbose=False)  # fmt: skip
+    report = build_corpus_from_recordings([(epochs, "s1", None)], tmp_path / "c", dataset="muse")
+    assert not report["skipped"]
+    corpus = Corpus(tmp_path / "c")
+    assert corpus.config.window == 1.0  # MNE's tmin is on a sample: -26 / 256 s
+    assert corpus.config.epoch_tmin == pytest.approx(-0.1, abs=1 / sfreq)
+    index = corpus.index
+    assert 0 < len(index) and len(index) + sum(report["dropped_windows"].values()) == len(epochs)
+    which = np.round(index["start_s"].to_numpy() * sfreq / len(epochs.times)).astype(int)
+    names = {1: "house", 2: "face"}
+    assert list(index["label"]) == [names[c] for c in epochs.events[which, 2]]
+    mapping = UnifiedTopology.default().map_channels(recording.ch_names, on_unknown="drop")
+    channels, nodes = mapping.source[mapping.present], np.flatnonzero(mapping.present)
+    data = epochs.get_data()[which][:, channels, : round(sfreq)]
+    expected = np.stack([differential_entropy(d, sfreq, corpus.config.bands, 1.0)[0] for d in data])
+    x, present = corpus.read(np.arange(len(index)), "none")
+    np.testing.assert_allclose(x[:, nodes], expected, rtol=1e-5, atol=1e-5)
+    assert present[:, nodes].all()
+    # One label for every epoch; an events map naming other events, or other epochs, skipped
+    again = build_corpus_from_recordings(
+        [(epochs, "s2", "stimulus"), (epochs, "s3", {"car": "x"}),
+         (epochs.copy().crop(0.0, 0.5), "s4", None)],
+        tmp_path / "c",
+        dataset="muse",
+    )  # fmt: skip
+    reasons = " ".join(s["reason"] for s in again["skipped"])
+    assert "['car'] are not among the epochs' events" in reasons and "tmin=0" in reasons
+    index = Corpus(tmp_path / "c").index
+    assert set(index.loc[index["subject"] == "s2", "label"]) == {"stimulus"}

@@ -199,12 +199,16 @@ def build_corpus_from_recordings(
 
     Parameters
     ----------
-    items : iterable of (Recording, subject, label or events)
+    items : iterable of (Recording or mne.Epochs, subject, label or events)
         Each recording (e.g. ``Recording.from_array(data, sfreq, ch_names, unit=1e-6)``), its
         subject, and either one label for all its windows, an annotation -> label map (windows
         labelled from ``recording.annotations``), or None. ``recording.meta["name"]`` names it
         in the corpus (default: ``SUBJECT/NNNNN``, by position), which is what a rerun resumes
-        by.
+        by. An ``mne.Epochs`` gives one window per epoch, its first ``window`` seconds (an
+        event-locked corpus: ``config.epoch_tmin`` is the epochs' ``tmin``; without a
+        ``config``, one is made from the first epochs: ``window = tmax - tmin``), labelled by
+        its event's name (None), one label, or an event name -> label map (epochs of other
+        events are left out); the windows' ``start_s`` count the epochs end to end.
     out : str | path-like
         Corpus folder (created or extended).
     dataset : str
@@ -220,10 +224,20 @@ def build_corpus_from_recordings(
     """
     sources, skipped = [], []
     for i, item in enumerate(items):
-        if not (isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], Recording)):
-            skipped.append(Skipped(f"item {i}", "not a (Recording, subject, label) triple"))
+        if not (isinstance(item, tuple) and len(item) == 3 and _readable(item[0])):
+            skipped.append(
+                Skipped(f"item {i}", "not a (Recording or Epochs, subject, labels) triple")
+            )
             continue
         recording, subject, labels = item
+        if not isinstance(recording, Recording):
+            try:
+                kwargs["config"] = _epochs_config(recording, kwargs.get("config"), i)
+                labels = _epochs_events(recording, labels)
+            except UserInputError as err:
+                skipped.append(Skipped(f"item {i}", str(err)))
+                continue
+            recording = Recording.from_epochs_end_to_end(recording)
         name = str(recording.meta.get("name") or f"{subject}/{i:05d}")
         events = dict(labels) if isinstance(labels, Mapping) else {}
         sources.append(
@@ -238,6 +252,51 @@ def build_corpus_from_recordings(
             )
         )
     return build_corpus(sources, out, skipped=[*kwargs.pop("skipped", ()), *skipped], **kwargs)
+
+
+def _readable(item: Any) -> bool:
+    if isinstance(item, Recording):
+        return True
+    import mne
+
+    return isinstance(item, mne.BaseEpochs)
+
+
+def _epochs_config(epochs: Any, config: PreprocessConfig | None, i: int) -> PreprocessConfig:
+    """The corpus's configuration for event-locked windows that are these epochs."""
+    tmin, sfreq = float(epochs.tmin), float(epochs.info["sfreq"])
+    if config is None:
+        return PreprocessConfig(window=round(float(epochs.tmax) - tmin, 6), epoch_tmin=tmin)
+    if config.epoch_tmin is None or abs(config.epoch_tmin - tmin) > 0.5 / sfreq:
+        raise UserInputError(
+            f"item {i}: its epochs start at tmin={tmin:g} s, the corpus's windows at "
+            f"epoch_tmin={config.epoch_tmin}; give config=PreprocessConfig(epoch_tmin={tmin:g}, "
+            "window=...) or no config (one is made from the epochs).",
+            parameter="config",
+        )
+    if round(config.window * sfreq) > len(epochs.times):
+        raise UserInputError(
+            f"item {i}: its epochs are {len(epochs.times) / sfreq:g} s long, shorter than the "
+            f"corpus's {config.window:g} s windows; epoch from tmin to at least tmin + window.",
+            parameter="config",
+        )
+    return config
+
+
+def _epochs_events(epochs: Any, labels: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Event name -> label of an ``mne.Epochs`` item: its event names (None), one label for
+    every event, or the map given (its names checked against the epochs')."""
+    names = list(epochs.event_id)
+    if labels is None:
+        return {name: name for name in names}
+    if isinstance(labels, str):
+        return dict.fromkeys(names, labels)
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise UserInputError(
+            f"Events {unknown} are not among the epochs' events {names}.", parameter="items"
+        )
+    return dict(labels)
 
 
 def _finished(source: SourceFile, done: set[str]) -> bool:

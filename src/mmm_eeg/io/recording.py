@@ -176,6 +176,30 @@ class Recording:
             for i, data in enumerate(epochs.get_data(copy=True))
         ]
 
+    @classmethod
+    def from_epochs_end_to_end(cls, epochs: Any) -> Recording:
+        """One recording of an ``mne.Epochs``'s epochs end to end (epoch i starts at sample
+        ``i * n_times``), each marked by an annotation of its event's name at the time its
+        event would have (``-tmin`` after the epoch's start): with ``epoch_tmin=epochs.tmin``
+        the event-locked windows are the epochs themselves."""
+        montage = epochs.get_montage()
+        data = epochs.get_data(copy=True)
+        sfreq, n_times = float(epochs.info["sfreq"]), data.shape[-1]
+        names = {code: name for name, code in epochs.event_id.items()}
+        annotations = [
+            Annotation(i * n_times / sfreq - float(epochs.tmin), 0.0, names[int(code)])
+            for i, code in enumerate(epochs.events[:, 2])
+        ]
+        return cls(
+            data=data.transpose(1, 0, 2).reshape(data.shape[1], -1),
+            sfreq=sfreq,
+            ch_names=list(epochs.ch_names),
+            ch_types=list(epochs.get_channel_types()),
+            positions=montage_positions(montage) if montage is not None else {},
+            annotations=annotations,
+            bads=list(epochs.info["bads"]),
+        )
+
     def with_data(self, data: np.ndarray, sfreq: float | None = None) -> Recording:
         """A copy with other signals (same channels), e.g. after resampling or re-referencing."""
         return Recording(
