@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -250,3 +251,35 @@ def test_compare_refuses_options_that_do_not_fit(state_corpus, tmp_path):
     bad = runner.invoke(app, ["benchmark", "compare", str(state_corpus), "--out",
                               str(tmp_path / "c"), "--test-subject", "eegmat-24"])  # fmt: skip
     assert bad.exit_code == 2 and "--protocol holdout" in " ".join(bad.output.split())
+
+
+def test_fewer_channels_are_what_every_method_reads(state_corpus, tmp_path):
+    """``channels``: only those electrodes, for the DE features and for MMM; the DE baseline's
+    features then have 4 nodes × 5 bands."""
+    from mmm_eeg.corpus import Corpus
+    from mmm_eeg.experiments.compare import _methods
+
+    keep = ["Fp1", "Fp2", "T5", "T6"]  # any case, the old 10-20 names (T5 is P7)
+    three = "subject in [eegmat-24, eegmat-25, eegmat-26]"
+    result = run_compare(state_corpus, tmp_path / "out", quick=True, channels=keep, select=three)
+    assert result["task"]["channels"] == keep
+    full = run_compare(state_corpus, tmp_path / "full", quick=True, select=three)
+    for name in ("de_logreg", "mmm_untrained"):
+        assert (
+            result["methods"][name]["balanced_accuracy"]
+            != full["methods"][name]["balanced_accuracy"]
+        )
+    corpus = Corpus(state_corpus)
+    rows = corpus.index.index.to_numpy()
+    mask = np.isin(corpus.topology.nodes, ["FP1", "FP2", "P7", "P8"])
+    task = {"trait": False, "protocol": "loso"}
+    settings = {"keep": mask, "tuned": set()}
+    (name, make, _), *_ = _methods(corpus, rows, None, task, [], True, None, {}, settings)
+    assert name == "de_logreg" and make(0)(None).shape == (len(rows), 4 * 5)
+    assert "only the electrodes Fp1, Fp2, T5, T6" in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(UserInputError, match="not electrodes"):
+        run_compare(state_corpus, tmp_path / "a", channels=["Fp1", "XX9"])
+    with pytest.raises(UserInputError, match="none of"):
+        run_compare(state_corpus, tmp_path / "b", channels=["Oz"])
+    with pytest.raises(UserInputError, match="Fine-tuned rows read every electrode"):
+        run_compare(state_corpus, tmp_path / "c", channels=keep, finetune=["mmm_untrained"])

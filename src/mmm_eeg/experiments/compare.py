@@ -57,6 +57,7 @@ from scipy.stats import wilcoxon
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.baselines import band_passed_windows, csp_lda, xdawn_tangent_space
+from mmm_eeg.channels import clean_name, resolve_alias
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
@@ -121,6 +122,7 @@ def run_compare(
     test_subjects: Sequence[str] | None = None,
     curve: str | None = None,
     pretrain_pool: str | Path | None = None,
+    channels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score every applicable method on a corpus's labels and give the verdict.
 
@@ -158,6 +160,9 @@ def run_compare(
         A few-label curve: fewer training subjects, or fewer labelled windows per subject.
     pretrain_pool : str | path-like | None
         An unlabelled corpus to pretrain MMM on first (row ``mmm_pretrain_pool``).
+    channels : sequence of str | None
+        Only these electrodes (topology node names), for every method: what a smaller cap
+        would give. None: every electrode of the windows.
 
     Returns
     -------
@@ -173,6 +178,12 @@ def run_compare(
     check_range("finetune_epochs", finetune_epochs, low=1)
     if curve is not None:
         check_option("curve", curve, tuple(CURVE_POINTS))
+    if channels is not None and finetune:
+        raise UserInputError(
+            "Fine-tuned rows read every electrode of the corpus; to fine-tune on fewer, "
+            "preprocess a corpus of those channels (or drop --channels).",
+            parameter="channels",
+        )
     if (protocol == "holdout") != bool(test_subjects):
         raise UserInputError(
             "The holdout protocol takes its test subjects, and only it does: give both "
@@ -187,6 +198,9 @@ def run_compare(
         pretrained.append(pretrain_on_pool(pretrain_pool, corpus, out, quick, seed))
     tuned = _finetuned_names(finetune, pretrained)
     task = _task(corpus, select, quick, seed, protocol, gap_s, test_subjects)
+    keep = None if channels is None else _kept_nodes(corpus, task["rows"], channels)
+    if keep is not None:
+        task["channels"] = list(channels or ())
     rows, targets = task.pop("rows"), task.pop("targets")
     folds: list[Fold] = task.pop("folds")
     if curve == "subjects" and task["unit"] == "fold":
@@ -206,7 +220,9 @@ def run_compare(
                    "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
     if task["protocol"] != "loso":  # (loso keeps the fingerprint its saved runs have)
         fingerprint.update(protocol=task["protocol"], gap_windows=task.get("gap_windows"))
-    settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned}
+    if keep is not None:
+        fingerprint["channels"] = task["channels"]
+    settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned, "keep": keep}
     for name, make, stochastic in _methods(corpus, rows, targets, task, pretrained, quick,
                                            checkpoint_dir, skipped, settings):  # fmt: skip
         tuning = name.endswith(FINETUNED)
@@ -410,6 +426,32 @@ def _task(
     }  # fmt: skip
 
 
+def _kept_nodes(corpus: Corpus, rows: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    """The topology nodes ``channels`` name (bool over the nodes), checked: every name is a
+    node, and every window keeps at least one of them."""
+    topology = corpus.topology
+    names = [resolve_alias(clean_name(c))[0] for c in channels]  # Fp1 -> FP1, T5 -> P7
+    unknown = [c for c, n in zip(channels, names, strict=True) if n not in topology.nodes]
+    if unknown or not channels:
+        raise UserInputError(
+            f"Channels {unknown} are not electrodes of the {topology.name!r} topology; name "
+            f"them as it does (e.g. {', '.join(topology.nodes[:4])}).",
+            parameter="channels",
+        )
+    keep = np.zeros(topology.n_nodes, dtype=bool)
+    keep[[topology.index(n) for n in names]] = True
+    present = corpus.present[np.sort(rows)]
+    empty = int((~(present & keep).any(1)).sum())
+    if empty:
+        held = sorted(topology.nodes[i] for i in np.flatnonzero(present.any(0)))
+        raise UserInputError(
+            f"{empty} of the {len(rows)} windows have none of {list(channels)}; their electrodes "
+            f"are among {held}.",
+            parameter="channels",
+        )
+    return keep
+
+
 def _gap_windows(index, rows: np.ndarray, gap_s: float) -> int:
     """Windows left out on each side of a test block so that at least ``gap_s`` seconds
     separate training and test windows: ``gap_s`` over the smallest spacing of consecutive
@@ -426,8 +468,10 @@ def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, ski
     """``(name, make, stochastic)`` of every applicable method: ``make(seed)`` computes its
     features (only when the method is not reused) as ``features(fold) -> (n_rows, d)``, or
     gives a :class:`Decoder`; ``stochastic`` methods are made once per seed."""
-    trait = task["trait"]
+    trait, keep = task["trait"], settings["keep"]
     x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
+    if keep is not None:  # the other electrodes are absent for every method
+        present &= keep
     nodes = np.flatnonzero(present.any(0))
 
     def de(_):
@@ -452,19 +496,19 @@ def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, ski
         task["riemann_recentring"] = "over all windows" if trait else "per subject"
 
         def riemann(_):
-            covariances = riemann_features(corpus, rows, per_subject=not trait)
+            covariances = riemann_features(corpus, rows, per_subject=not trait, keep=keep)
             return lambda fold: covariances
 
         yield "riemann", riemann, False
         if event_locked:
-            yield "xdawn", lambda _: _xdawn(corpus, rows, targets), False
+            yield "xdawn", lambda _: _xdawn(corpus, rows, targets, keep), False
     if not event_locked:
         skipped["xdawn"] = "for event-locked corpora (preprocess --epochs-from) only"
     csp_reason = reason or _csp_unavailable(corpus, rows, targets, nodes, event_locked)
     if csp_reason:
         skipped["csp_lda"] = csp_reason
     else:
-        yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets), False
+        yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets, keep), False
 
     for name, build, normalize, stochastic in _encoders(corpus, pretrained, checkpoint_dir,
                                                         skipped):  # fmt: skip
@@ -578,10 +622,12 @@ def _fitted_tokens(encoder, x_raw, present, rows, seed, signal):
     return features
 
 
-def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray):
+def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None):
     """xDAWN + tangent-space features per fold: the pipeline is fitted on the fold's training
     epochs (xDAWN is supervised), then transforms every epoch."""
-    epochs = source_windows(corpus, rows, lambda *window: band_passed_windows(*window, ERP_BAND))
+    epochs = source_windows(
+        corpus, rows, lambda *window: band_passed_windows(*window, ERP_BAND), keep
+    )
     position = {r: i for i, r in enumerate(rows)}
 
     def features(fold: Fold) -> np.ndarray:
@@ -592,9 +638,13 @@ def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray):
     return features
 
 
-def _csp_lda(corpus: Corpus, rows: np.ndarray, targets: np.ndarray) -> Decoder:
+def _csp_lda(
+    corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None
+) -> Decoder:
     """CSP + LDA on 8-30 Hz windows from the source files, fitted on each training fold."""
-    windows = source_windows(corpus, rows, lambda *window: band_passed_windows(*window, MOTOR_BAND))
+    windows = source_windows(
+        corpus, rows, lambda *window: band_passed_windows(*window, MOTOR_BAND), keep
+    )
     position = {r: i for i, r in enumerate(rows)}
 
     def predict(fold: Fold) -> np.ndarray:
@@ -715,7 +765,9 @@ def report_markdown(r: dict[str, Any]) -> str:
         + (f" ({WITHIN_FOLDS} blocks in time, gap {t['gap_s']:g} s)" if "gap_s" in t else "")
         + "; "
         f"{'a trait task (one label per subject)' if t['trait'] else 'labels vary within subjects'}"
-        f"; standardisation {t['standardisation']}.",
+        f"; standardisation {t['standardisation']}"
+        + (f"; only the electrodes {', '.join(t['channels'])}" if "channels" in t else "")
+        + ".",
         "",
         f"| method | balanced accuracy (mean ± std over {t.get('unit', 'subject')}s) |",
         "|---|---|",

@@ -334,21 +334,29 @@ class DEFeatures:
         return x.reshape(len(x), -1)
 
 
-def riemann_features(corpus: Corpus, rows: np.ndarray, per_subject: bool = True) -> np.ndarray:
+def riemann_features(
+    corpus: Corpus, rows: np.ndarray, per_subject: bool = True, keep: np.ndarray | None = None
+) -> np.ndarray:
     """Filter-bank tangent-space vectors of the windows ``rows`` (read from the source files).
 
     The channels are those the corpus mapped onto the topology, in node order; covariances are
     re-centred per subject (``per_subject=False``: once over all the windows, for tasks where a
-    subject's own mean would remove the label).
+    subject's own mean would remove the label). ``keep``: the nodes read (bool over the
+    topology; None: every mapped one).
     """
-    covariances = source_windows(corpus, rows, lambda *window: band_covariances(*window, BANDS))
+    covariances = source_windows(
+        corpus, rows, lambda *window: band_covariances(*window, BANDS), keep
+    )
     subjects = corpus.index["subject"].astype(str).to_numpy()[rows]
     return recentred_tangent_space(covariances, subjects if per_subject else np.zeros(len(rows)))
 
 
-def source_windows(corpus: Corpus, rows: np.ndarray, compute) -> np.ndarray:
+def source_windows(
+    corpus: Corpus, rows: np.ndarray, compute, keep: np.ndarray | None = None
+) -> np.ndarray:
     """``compute(data, sfreq, starts, n_samples)`` over each source recording of the windows
-    ``rows`` (its mapped channels, in node order), stacked in ``rows``' order."""
+    ``rows`` (its mapped channels, in node order; only nodes in ``keep`` when given), stacked in
+    ``rows``' order."""
     index, recordings = corpus.index, corpus.recordings
     paths = dict(zip(recordings["recording"], recordings["path"], strict=True))
     out = np.empty(len(rows), dtype=object)
@@ -356,7 +364,7 @@ def source_windows(corpus: Corpus, rows: np.ndarray, compute) -> np.ndarray:
     for name, part in index.iloc[rows].groupby("recording", sort=False):
         recording = read_recording(paths[name])
         mapping = corpus.topology.map_channels(recording.ch_names)
-        channels = mapping.source[mapping.present]
+        channels = mapping.source[mapping.present if keep is None else mapping.present & keep]
         sfreq = recording.sfreq
         n_samples = round(corpus.config.window * sfreq)
         starts = np.round(part["start_s"].to_numpy() * sfreq).astype(int)
