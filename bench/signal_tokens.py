@@ -7,13 +7,17 @@ recipe (width 32, 4 + 4 blocks, 40 epochs, multi-stage masking; raw tokens recon
 masked nodes' waveform and log-amplitude spectrum, weights 1 and 1), and the same encoder
 untrained (the run's own initial weights, seed 0) is kept beside it. Then ``benchmark compare``
 scores every one of them as a linear probe, with DE + logistic regression, the Riemannian model,
-the large untrained encoder and the released TUH encoder, on two tasks:
+the large untrained encoder and the released TUH encoder, and fine-tunes each token type's
+encoder, pretrained and untrained, on each training fold (``--finetune``: 15 epochs, early
+stopping on the fold's validation windows), on these tasks:
 
 - eegmat rest vs arithmetic, leave one subject out over eegmat 24-35 (never pretrained on);
 - Muse N170 face vs house: event-locked windows (-0.1 to 0.9 s around each stimulus, 4
   channels), leave one subject out over the 5 subjects, with xDAWN + tangent space beside the
   classical methods. The pool held these recordings' tiled windows, unlabelled: the encoders saw
   the subjects' signals (not the stimuli's timing nor the labels) during pretraining.
+- eegmat again on the 4 of its 19 electrodes nearest to a Muse headset's (probes only):
+  how much of its accuracy each method keeps;
 - eegmmidb S001 imagined left vs right fist (runs 4, 8, 12; the 1 s windows of each cue's
   4.1 s span): one subject, so within subject, 5 blocks in time of each run with no training
   window within 4 s of a test window, paired over the 5 folds (the smallest Wilcoxon p of 5
@@ -48,12 +52,14 @@ from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus.build import build_corpus  # noqa: E402
 from mmm_eeg.datasets import default_data_dir  # noqa: E402
 from mmm_eeg.experiments.compare import FINETUNE_EPOCHS, FINETUNED, run_compare  # noqa: E402
+from mmm_eeg.experiments.missing_channels import channel_subsets  # noqa: E402
 from mmm_eeg.experiments.transfer import benchmark_corpus, settings  # noqa: E402
 from mmm_eeg.experiments.transfer_report import paired_difference  # noqa: E402
 from mmm_eeg.io.sources import discover_sources  # noqa: E402
 from mmm_eeg.model.loading import load_encoder  # noqa: E402
 from mmm_eeg.spec import TOKENS  # noqa: E402
 from mmm_eeg.train.pretrain import pretrain, training_summary  # noqa: E402
+from mmm_eeg.train.selection import select_windows  # noqa: E402
 from mmm_eeg.windows import PreprocessConfig  # noqa: E402
 
 PREPROCESSING = PreprocessConfig(signal_rate=100.0, signal_band=(1.0, 45.0))
@@ -123,6 +129,22 @@ def main() -> None:
             **{k: result[k] for k in ("methods", "paired", "strongest_classical", "verdict",
                                       "skipped")},
         }  # fmt: skip
+    # The same eegmat task on the 4 of its 19 electrodes nearest to a Muse headset's (probes:
+    # fine-tuning reads every electrode): how much of each method's accuracy a 4-channel cap keeps
+    rows = select_windows(corpus.index, downstream)
+    four = list(channel_subsets(corpus, rows, 1, 0)["muse4"][0])
+    result = run_compare(corpus.path, args.out / "compare_eegmat_4ch", sources, select=downstream,
+                         quick=args.quick, seed=0, channels=four)  # fmt: skip
+    full = tasks["eegmat"]["methods"]
+    tasks["eegmat_4ch"] = {
+        "channels": four,
+        "methods": result["methods"],
+        "kept_fraction": {
+            name: m["balanced_accuracy"]["mean"] / full[name]["balanced_accuracy"]["mean"]
+            for name, m in result["methods"].items()
+        },
+        **{k: result[k] for k in ("paired", "strongest_classical", "verdict", "skipped")},
+    }
     summary = {
         "recipe": {k: v for k, v in vars(recipe).items() if v is not None},
         "preprocessing": PREPROCESSING.to_dict(),
@@ -166,6 +188,26 @@ def motor_corpus(data: Path, out: Path) -> Path:
     )
     build_corpus(sources, out, config=PREPROCESSING, skipped=skipped)
     return out
+
+
+def _four_channels(t: dict, full: dict) -> list[str]:
+    """The 4-electrode eegmat table: each method's probe on 4 and on 19 electrodes."""
+    lines = [
+        "",
+        f"**eegmat on 4 of its 19 electrodes** ({', '.join(t['channels'])}, the nearest to a "
+        "Muse headset's TP9, AF7, AF8, TP10; every method reads only those; probes, leave one "
+        "subject out)",
+        "",
+        "| method | 19 electrodes | 4 electrodes | kept |",
+        "|---|---|---|---|",
+    ]
+    for name, m in t["methods"].items():
+        a, b = full["methods"][name]["balanced_accuracy"], m["balanced_accuracy"]
+        lines.append(
+            f"| {name} | {a['mean']:.3f} | {b['mean']:.3f} ± {b['std']:.3f} | "
+            f"{t['kept_fraction'][name]:.0%} |"
+        )
+    return [*lines, "", f"Verdict of `benchmark compare --channels`: {t['verdict']}"]
 
 
 def _paired(a: dict, b: dict) -> dict:
@@ -226,6 +268,9 @@ def markdown(r: dict) -> str:
         "(5 blocks in time, 4 s gap; paired over the 5 folds, smallest possible p 0.0625)",
     }
     for task, t in r["tasks"].items():
+        if task == "eegmat_4ch":
+            lines += _four_channels(t, r["tasks"]["eegmat"])
+            continue
         methods, best, unit = t["methods"], t["strongest_classical"], t.get("unit", "subject")
         lines += [
             "",
