@@ -4,7 +4,9 @@ Runs :func:`mmm_eeg.experiments.compare.run_compare` on the transfer benchmark's
 restricted to its 12 test subjects (eegmat 24-35), and checks that the methods both benchmarks
 share give the committed transfer figures (``docs/results/transfer.json``): DE + logistic
 regression, the Riemannian model and the released TUH encoder's linear probe. The completed TUH
-encoder (``bench/complete_tuh.py``) is included when ``--checkpoints`` holds it.
+encoder (``bench/complete_tuh.py``) is included when ``--checkpoints`` holds it. The same run
+draws the few-label curve over training subjects (``--curve subjects``: each leave-one-subject-out
+fold's 11 training subjects cut to 2, 4 or 8 random ones, the same test subject).
 
     .venv/bin/python bench/compare.py --checkpoints bench/out/checkpoints   # ~5 min on 2 cores
 """
@@ -42,7 +44,7 @@ def main() -> None:
     corpus, subjects = benchmark_corpus(args.data, args.out)
     select = f"subject in [{', '.join(subjects)}]"
     result = run_compare(corpus.path, args.out / "eegmat", select=select,
-                         checkpoint_dir=args.checkpoints)  # fmt: skip
+                         checkpoint_dir=args.checkpoints, curve="subjects")  # fmt: skip
     committed = json.loads((ROOT / "docs/results/transfer.json").read_text())["methods"]
     agreement = {
         ours: {
