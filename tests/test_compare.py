@@ -212,6 +212,15 @@ def test_holdout_with_a_pool_fine_tuned_rows_seeds_and_a_curve(state_corpus, eeg
     with pytest.raises(UserInputError, match="another pool"):
         run_compare(state_corpus, tmp_path / "out", quick=True, protocol="holdout",
                     test_subjects=tests, pretrain_pool=other)  # fmt: skip
+    # other test subjects in the same folder: nothing saved is reused for them
+    again = run_compare(state_corpus, tmp_path / "out", quick=True, protocol="holdout",
+                        test_subjects=["eegmat-28"])  # fmt: skip
+    assert again["task"]["test_subjects"] == ["eegmat-28"]
+    for m in again["methods"].values():
+        assert list(m["balanced_accuracy"]["per_subject"]) == ["eegmat-28"]
+    with pytest.raises(UserInputError, match="leaves 2 subject"):
+        run_compare(state_corpus, tmp_path / "o3", quick=True, protocol="holdout",
+                    test_subjects=[f"eegmat-{s}" for s in range(24, 28)])  # fmt: skip
 
 
 def test_few_label_folds_cut_only_the_training_side(state_corpus):
@@ -234,9 +243,10 @@ def test_few_label_folds_cut_only_the_training_side(state_corpus):
             assert list(fold.test) == list(full.test)
     by_windows = few_label_folds(index, folds, targets, "epochs", seed=0)
     for n, cut in by_windows.items():
-        for fold in cut:
+        for fold, full in zip(cut, folds, strict=True):
             pairs = list(zip(subject_of[fold.train], targets[fold.train], strict=True))
             assert max(pairs.count(p) for p in set(pairs)) == n
+            assert list(fold.test) == list(full.test)
     assert (
         by_windows[5][0].train.tolist()
         != few_label_folds(index, folds, targets, "epochs", seed=1)[5][0].train.tolist()
@@ -277,9 +287,36 @@ def test_fewer_channels_are_what_every_method_reads(state_corpus, tmp_path):
     (name, make, _), *_ = _methods(corpus, rows, None, task, [], True, None, {}, settings)
     assert name == "de_logreg" and make(0)(None).shape == (len(rows), 4 * 5)
     assert "only the electrodes Fp1, Fp2, T5, T6" in (tmp_path / "out" / "report.md").read_text()
+    # the classical models that re-read the source files read only those electrodes too
+    from mmm_eeg.experiments.transfer import source_windows
+
+    one = rows[corpus.index["recording"].to_numpy() == corpus.index["recording"].iloc[0]]
+    shapes = source_windows(corpus, one, lambda data, *_: [data.shape] * len(_[1]), mask)
+    assert {shape[0] for shape in shapes} == {4}
     with pytest.raises(UserInputError, match="not electrodes"):
         run_compare(state_corpus, tmp_path / "a", channels=["Fp1", "XX9"])
     with pytest.raises(UserInputError, match="none of"):
         run_compare(state_corpus, tmp_path / "b", channels=["Oz"])
     with pytest.raises(UserInputError, match="Fine-tuned rows read every electrode"):
         run_compare(state_corpus, tmp_path / "c", channels=keep, finetune=["mmm_untrained"])
+
+
+def test_a_trait_curve_keeps_two_subjects_of_each_class():
+    """One label per subject: n training subjects are n / 2 of each class, and a point with
+    fewer than 2 of each (the probe's inner folds would see one class) is left out."""
+    import pandas as pd
+
+    from mmm_eeg.experiments.compare import few_label_folds
+    from mmm_eeg.train.protocols import make_folds
+
+    subjects = [f"s{i:02d}" for i in range(12)]
+    index = pd.DataFrame({"subject": np.repeat(subjects, 10), "recording": np.repeat(subjects, 10),
+                          "start_s": np.tile(np.arange(10.0), 12)})  # fmt: skip
+    targets = np.repeat(np.arange(12) % 2, 10)  # even subjects class 0, odd ones class 1
+    folds = make_folds(index, np.arange(120), "loso")
+    points = few_label_folds(index, folds, targets, "subjects", seed=0, trait=True)
+    assert list(points) == [4, 8]  # 2 would be 1 of each class; 16 is more than there are
+    for n, cut in points.items():
+        for fold in cut:
+            chosen = {index["subject"][r]: targets[r] for r in fold.train}
+            assert len(chosen) == n and sorted(chosen.values()).count(0) == n // 2

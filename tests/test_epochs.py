@@ -158,3 +158,13 @@ def test_mne_epochs_become_one_window_each(muse_file, tmp_path):
     assert "['car'] are not among the epochs' events" in reasons and "tmin=0" in reasons
     index = Corpus(tmp_path / "c").index
     assert set(index.loc[index["subject"] == "s2", "label"]) == {"stimulus"}
+    assert not any("item" in s["reason"] for s in again["skipped"])  # named once, as the path
+    with pytest.raises(UserInputError, match="separate calls"):
+        build_corpus_from_recordings(
+            [(recording, "s5", None), (epochs, "s5", None)], tmp_path / "m"
+        )
+    with pytest.raises(UserInputError, match="resample them first"):
+        build_corpus_from_recordings(
+            [(epochs, "s6", None)], tmp_path / "r",
+            config=PreprocessConfig(window=1.0, epoch_tmin=-0.1, resample=128.0),
+        )  # fmt: skip

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mmm_eeg.channels import clean_name
+from mmm_eeg.channels import clean_name, resolve_alias
+from mmm_eeg.errors import UserInputError
 from mmm_eeg.mapping import DEFAULT_TOLERANCE_MM, ChannelMapping, map_channels
 from mmm_eeg.montage import template_position
 
@@ -151,6 +152,21 @@ class UnifiedTopology:
     def region_centroids(self) -> np.ndarray:
         """Mean position of each region's nodes, shape (n_regions, 3), metres."""
         return np.stack([self.positions[list(r)].mean(0) for r in self.regions])
+
+    def node_mask(self, names: Sequence[str]) -> np.ndarray:
+        """Boolean mask over the nodes that ``names`` name (any case, decoration stripped, the
+        old 10-20 names resolved: T5 is P7); an unknown name is a clear error."""
+        keys = [resolve_alias(clean_name(n))[0] for n in names]
+        unknown = [n for n, k in zip(names, keys, strict=True) if k not in self._index]
+        if unknown or not keys:
+            raise UserInputError(
+                f"{unknown or 'No names'} are not electrodes of the {self.name!r} topology; name "
+                f"them as it does (e.g. {', '.join(self.nodes[:4])}).",
+                parameter="channels",
+            )
+        mask = np.zeros(self.n_nodes, dtype=bool)
+        mask[[self._index[k] for k in keys]] = True
+        return mask
 
     def index(self, name: str) -> int:
         """Index of a node by name (any case, decoration stripped)."""

@@ -229,7 +229,9 @@ def benchmark_compare(
         list[str] | None,
         typer.Option(help="An MMM row to fine-tune too (mmm_untrained, ...), or all; repeatable."),
     ] = None,
-    finetune_epochs: Annotated[int, typer.Option(help="Epochs of each fine-tuning.")] = 15,
+    finetune_epochs: Annotated[
+        int | None, typer.Option(help="Epochs of each fine-tuning (default 15).")
+    ] = None,
     seeds: Annotated[
         int, typer.Option(help="Runs of each stochastic method (untrained, fine-tuned).")
     ] = 1,
@@ -240,19 +242,28 @@ def benchmark_compare(
     pretrain_pool: Annotated[
         Path | None, typer.Option(help="An unlabelled corpus to pretrain MMM on first.")
     ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(help="Only these electrodes, for every method: Fp1,Fp2,T7,T8 (probes)."),
+    ] = None,
 ) -> None:
     """Your data, your verdict: MMM against the classical decoders on a labelled corpus."""
-    from mmm_eeg.experiments.compare import report_markdown, run_compare
+    from mmm_eeg.experiments.compare import FINETUNE_EPOCHS, report_markdown, run_compare
 
     quiet_lightning()
     result = run_compare(
         corpus, out, pretrained or (), select=select, quick=quick, seed=seed,
         protocol=protocol, gap_s=gap_s, finetune=finetune or (),
-        finetune_epochs=finetune_epochs, seeds=seeds, test_subjects=test_subject,
-        curve=curve, pretrain_pool=pretrain_pool,
+        finetune_epochs=finetune_epochs or FINETUNE_EPOCHS, seeds=seeds,
+        test_subjects=test_subject, curve=curve, pretrain_pool=pretrain_pool,
+        channels=None if channels is None else [c.strip() for c in channels.split(",")],
     )  # fmt: skip
     console.print(report_markdown(result))
-    console.print(f"Written: {out / 'results.json'}, {out / 'report.md'}, {out / 'paired.png'}")
+    figures = [out / name for name in ("paired.png", "curve.png") if (out / name).is_file()]
+    console.print(
+        f"Written: {out / 'results.json'}, {out / 'report.md'}, "
+        f"{', '.join(map(str, figures))}, {out / 'methods'} (one file per method)"
+    )
 
 
 @benchmark_app.command("ablations")

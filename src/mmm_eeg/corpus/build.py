@@ -222,7 +222,7 @@ def build_corpus_from_recordings(
         The run's report; an item that is not a ``(Recording, subject, labels)`` triple, or whose
         recording fails, is skipped and listed there with the reason.
     """
-    sources, skipped = [], []
+    sources, skipped, kinds = [], [], set()
     for i, item in enumerate(items):
         if not (isinstance(item, tuple) and len(item) == 3 and _readable(item[0])):
             skipped.append(
@@ -230,9 +230,23 @@ def build_corpus_from_recordings(
             )
             continue
         recording, subject, labels = item
+        kinds.add(isinstance(recording, Recording))
+        if len(kinds) > 1:  # epochs set the corpus's configuration to one window per epoch
+            raise UserInputError(
+                "Give mne.Epochs and continuous recordings in separate calls (separate corpora, "
+                "or merge them): epochs make the corpus's windows one per epoch.",
+                parameter="items",
+            )
         if not isinstance(recording, Recording):
+            resample = getattr(kwargs.get("config"), "resample", None)
+            if resample is not None:
+                raise UserInputError(
+                    "Epochs laid end to end would be resampled across their seams; resample "
+                    f"them first (epochs.resample({resample:g})) and leave config.resample unset.",
+                    parameter="config",
+                )
             try:
-                kwargs["config"] = _epochs_config(recording, kwargs.get("config"), i)
+                kwargs["config"] = _epochs_config(recording, kwargs.get("config"))
                 labels = _epochs_events(recording, labels)
             except UserInputError as err:
                 skipped.append(Skipped(f"item {i}", str(err)))
@@ -262,21 +276,21 @@ def _readable(item: Any) -> bool:
     return isinstance(item, mne.BaseEpochs)
 
 
-def _epochs_config(epochs: Any, config: PreprocessConfig | None, i: int) -> PreprocessConfig:
+def _epochs_config(epochs: Any, config: PreprocessConfig | None) -> PreprocessConfig:
     """The corpus's configuration for event-locked windows that are these epochs."""
     tmin, sfreq = float(epochs.tmin), float(epochs.info["sfreq"])
     if config is None:
         return PreprocessConfig(window=round(float(epochs.tmax) - tmin, 6), epoch_tmin=tmin)
     if config.epoch_tmin is None or abs(config.epoch_tmin - tmin) > 0.5 / sfreq:
         raise UserInputError(
-            f"item {i}: its epochs start at tmin={tmin:g} s, the corpus's windows at "
+            f"Its epochs start at tmin={tmin:g} s, the corpus's windows at "
             f"epoch_tmin={config.epoch_tmin}; give config=PreprocessConfig(epoch_tmin={tmin:g}, "
             "window=...) or no config (one is made from the epochs).",
             parameter="config",
         )
     if round(config.window * sfreq) > len(epochs.times):
         raise UserInputError(
-            f"item {i}: its epochs are {len(epochs.times) / sfreq:g} s long, shorter than the "
+            f"Its epochs are {len(epochs.times) / sfreq:g} s long, shorter than the "
             f"corpus's {config.window:g} s windows; epoch from tmin to at least tmin + window.",
             parameter="config",
         )

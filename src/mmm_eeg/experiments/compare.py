@@ -44,6 +44,7 @@ Each method's scores are written as it finishes (``OUT/methods/NAME.json``); a r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -57,7 +58,6 @@ from scipy.stats import wilcoxon
 
 from mmm_eeg.atomic import atomic_path, check_output_folder, write_json
 from mmm_eeg.baselines import band_passed_windows, csp_lda, xdawn_tangent_space
-from mmm_eeg.channels import clean_name, resolve_alias
 from mmm_eeg.corpus import Corpus
 from mmm_eeg.corpus.labels import label_targets
 from mmm_eeg.errors import UserInputError
@@ -193,14 +193,11 @@ def run_compare(
     started = time.perf_counter()
     out = check_output_folder(Path(out))
     corpus = Corpus(corpus_path)
-    pretrained = list(pretrained)
-    if pretrain_pool is not None:
-        pretrained.append(pretrain_on_pool(pretrain_pool, corpus, out, quick, seed))
-    tuned = _finetuned_names(finetune, pretrained)
+    # Everything a user can get wrong is checked before anything long runs.
     task = _task(corpus, select, quick, seed, protocol, gap_s, test_subjects)
     keep = None if channels is None else _kept_nodes(corpus, task["rows"], channels)
     if keep is not None:
-        task["channels"] = list(channels or ())
+        task["channels"] = list(channels)
     rows, targets = task.pop("rows"), task.pop("targets")
     folds: list[Fold] = task.pop("folds")
     if curve == "subjects" and task["unit"] == "fold":
@@ -210,16 +207,28 @@ def run_compare(
             parameter="curve",
         )
     curve_folds = (
-        {} if curve is None else few_label_folds(corpus.index, folds, targets, curve, seed)
+        {}
+        if curve is None
+        else few_label_folds(corpus.index, folds, targets, curve, seed, task["trait"])
     )
+    pretrained = list(pretrained)
+    if pretrain_pool is not None:
+        pool_run = _check_pool(pretrain_pool, corpus, out, quick, seed)
+        tuned = _finetuned_names(finetune, [*pretrained, pool_run])
+        pretrained.append(pretrain_on_pool(pretrain_pool, out, quick, seed))
+    else:
+        tuned = _finetuned_names(finetune, pretrained)
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    # What a saved score was computed on: a rerun reuses it only for the same task.
-    fingerprint = {"corpus": str(corpus.path), "windows": len(rows),
-                   "rows_sum": int(rows.sum()), "seed": seed, "quick": quick}  # fmt: skip
-    if task["protocol"] != "loso":  # (loso keeps the fingerprint its saved runs have)
-        fingerprint.update(protocol=task["protocol"], gap_windows=task.get("gap_windows"))
+    # What a saved score was computed on: a rerun reuses it only for the same windows in the
+    # same folds (any protocol, test subjects, gap), seed and electrodes.
+    digest = hashlib.sha256()
+    for fold in folds:
+        for part in (fold.train, fold.val, fold.test):
+            digest.update(np.asarray(part, dtype=np.int64).tobytes() + b"|")
+    fingerprint = {"corpus": str(corpus.path), "folds": digest.hexdigest()[:16], "seed": seed,
+                   "quick": quick}  # fmt: skip
     if keep is not None:
         fingerprint["channels"] = task["channels"]
     settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned, "keep": keep}
@@ -262,22 +271,17 @@ def run_compare(
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(report_markdown(result))
     paired_plot(out / "paired.png", result)
-    if curve is not None:
+    if curve_folds:
         curve_plot(out / "curve.png", result)
     return result
 
 
-def pretrain_on_pool(pool: str | Path, corpus: Corpus, out: Path, quick: bool, seed: int) -> Path:
-    """MMM pretrained on an unlabelled corpus with the transfer benchmark's recipe (its reduced
-    form under ``quick``), in ``out/pretrain_pool``; a finished run of the same pool and recipe
-    is reused, an interrupted one resumed."""
-    import yaml
-
+def _check_pool(pool: str | Path, corpus: Corpus, out: Path, quick: bool, seed: int) -> Path:
+    """Where ``--pretrain-pool`` pretrains (``out/pretrain_pool``), once the pool is checked: an
+    mmm-eeg corpus of the same topology and features as the corpus compared, and not a run of
+    another pool or recipe already in ``out``."""
     from mmm_eeg.experiments.transfer import settings
-    from mmm_eeg.train.pretrain import pretrain
 
-    config = settings(quick, seed).pretrain
-    run = out / "pretrain_pool"
     source = Corpus(pool)
     if source.topology != corpus.topology:
         raise UserInputError(
@@ -285,18 +289,30 @@ def pretrain_on_pool(pool: str | Path, corpus: Corpus, out: Path, quick: bool, s
             f"{corpus.topology.name!r}; preprocess both onto one topology.",
             parameter="pretrain_pool",
         )
-    origin = {"pool": str(source.path), "config": asdict(config)}
+    source.feature_spec().check_features(corpus.feature_spec(), f"the corpus {corpus.path}")
+    run = out / "pretrain_pool"
+    origin = {"pool": str(source.path), "config": asdict(settings(quick, seed).pretrain)}
     if (run / "pool.json").is_file() and json.loads((run / "pool.json").read_text()) != origin:
         raise UserInputError(
             f"{run} was pretrained on another pool or recipe; choose a new --out.",
             parameter="pretrain_pool",
         )
-    write_json(run / "pool.json", origin)
+    return run
+
+
+def pretrain_on_pool(pool: str | Path, out: Path, quick: bool, seed: int) -> Path:
+    """MMM pretrained on an unlabelled corpus with the transfer benchmark's recipe (its reduced
+    form under ``quick``) in ``out/pretrain_pool``; a finished run is reused, an interrupted one
+    resumed (check the pool first: :func:`_check_pool`)."""
+    from mmm_eeg.experiments.transfer import settings
+    from mmm_eeg.train.pretrain import pretrain
+
+    config = settings(quick, seed).pretrain
+    run = out / "pretrain_pool"
+    write_json(run / "pool.json", {"pool": str(Corpus(pool).path), "config": asdict(config)})
     if not (run / "encoder" / "config.json").is_file():
         resume = (run / "checkpoints" / "last.ckpt").is_file()
-        pretrain(source.path, run, config, resume=resume)
-    elif yaml.safe_load((run / "config.yaml").read_text()) != asdict(config):
-        raise UserInputError(f"{run} holds another pretraining; choose a new --out.")
+        pretrain(pool, run, config, resume=resume)
     return run
 
 
@@ -326,12 +342,17 @@ def seed_mean(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def few_label_folds(
-    index, folds: list[Fold], targets: np.ndarray, curve: str, seed: int
+    index, folds: list[Fold], targets: np.ndarray, curve: str, seed: int, trait: bool = False
 ) -> dict[int, list[Fold]]:
     """Each point of a few-label curve: the folds with their training side (training and
     validation windows) cut to ``n`` random training subjects, or to ``n`` random windows per
-    class and training subject; the test windows unchanged. Points that would keep every
-    training window of every fold are left out (they are the full result)."""
+    class and training subject; the test windows unchanged.
+
+    A point is left out when, in some fold, it would keep the whole training side (it is the
+    full result) or, for a trait task (one label per subject), fewer than 2 subjects per class
+    (the probe's inner cross-validation would train on one class): there ``n`` subjects are
+    ``n / classes`` of each class.
+    """
     subject_of = index["subject"].astype(str).to_numpy()
     points: dict[int, list[Fold]] = {}
     for n in CURVE_POINTS[curve]:
@@ -340,13 +361,20 @@ def few_label_folds(
             side = np.concatenate([fold.train, fold.val])
             rng = np.random.default_rng([seed, n, j])
             if curve == "subjects":
-                subjects = np.unique(subject_of[side])
-                if n >= len(subjects):
+                pools = _subjects_by_class(subject_of[side], targets[side], trait)
+                each = n // len(pools)
+                if (
+                    each < (2 if trait else 1)
+                    or any(each > len(p) for p in pools)
+                    or (sum(map(len, pools)) <= n)
+                ):
                     break
-                keep = np.isin(subject_of[side], rng.choice(subjects, n, replace=False))
+                chosen = [s for pool in pools for s in rng.choice(pool, each, replace=False)]
+                keep = np.isin(subject_of[side], chosen)
             else:
+                pairs = sorted({(subject_of[r], int(targets[r])) for r in side})
                 groups = [np.flatnonzero((subject_of[side] == s) & (targets[side] == c))
-                          for s, c in {(subject_of[r], targets[r]) for r in side}]  # fmt: skip
+                          for s, c in pairs]  # fmt: skip
                 if all(len(g) <= n for g in groups):
                     break
                 keep = np.zeros(len(side), dtype=bool)
@@ -357,6 +385,13 @@ def few_label_folds(
         else:
             points[n] = cut
     return points
+
+
+def _subjects_by_class(subjects: np.ndarray, labels: np.ndarray, trait: bool) -> list[list[str]]:
+    """The training subjects to draw from: per class for a trait task, else all in one pool."""
+    if not trait:
+        return [sorted(set(subjects))]
+    return [sorted(set(subjects[labels == c])) for c in np.unique(labels)]
 
 
 def _task(
@@ -414,7 +449,16 @@ def _task(
         )
     else:
         tests = {"loso": subjects, "holdout": list(test_subjects or ())}.get(protocol)
+        if protocol == "holdout" and len(set(subjects) - set(tests or ())) < 3:
+            raise UserInputError(
+                f"{corpus.path}: holding out {tests} leaves "
+                f"{len(set(subjects) - set(tests or ()))} subject(s) to train on; the holdout "
+                "needs at least 3 (2 validate, the rest train): hold out fewer subjects.",
+                parameter="test_subjects",
+            )
         folds = make_folds(index, rows, protocol, tests, seed=seed)  # type: ignore[arg-type]
+        if protocol == "holdout":
+            extra = {"test_subjects": sorted(tests or ())}
     return {
         "rows": rows, "targets": targets, "folds": folds,
         "corpus": str(corpus.path), "select": select, "labels": names,
@@ -430,16 +474,7 @@ def _kept_nodes(corpus: Corpus, rows: np.ndarray, channels: Sequence[str]) -> np
     """The topology nodes ``channels`` name (bool over the nodes), checked: every name is a
     node, and every window keeps at least one of them."""
     topology = corpus.topology
-    names = [resolve_alias(clean_name(c))[0] for c in channels]  # Fp1 -> FP1, T5 -> P7
-    unknown = [c for c, n in zip(channels, names, strict=True) if n not in topology.nodes]
-    if unknown or not channels:
-        raise UserInputError(
-            f"Channels {unknown} are not electrodes of the {topology.name!r} topology; name "
-            f"them as it does (e.g. {', '.join(topology.nodes[:4])}).",
-            parameter="channels",
-        )
-    keep = np.zeros(topology.n_nodes, dtype=bool)
-    keep[[topology.index(n) for n in names]] = True
+    keep = topology.node_mask(channels)
     present = corpus.present[np.sort(rows)]
     empty = int((~(present & keep).any(1)).sum())
     if empty:
@@ -538,7 +573,8 @@ def _encoders(corpus, pretrained, checkpoint_dir, skipped):
     """``(name, build, normalize, stochastic)`` of the MMM variants: ``build(seed)`` gives the
     encoder (the untrained one's weights are drawn from the seed), ``normalize`` its own
     standardisation (a model that reads other features than the corpus holds is refused,
-    naming both)."""
+    naming both); ``stochastic``: the seed draws its weights, or the noise its absent nodes
+    are filled with."""
 
     def untrained(seed: int) -> MMMEncoder:
         with noise_seed(seed):
@@ -554,7 +590,7 @@ def _encoders(corpus, pretrained, checkpoint_dir, skipped):
         except UserInputError as err:
             skipped[name] = str(err)
             continue
-        yield name, lambda _, e=resolved.encoder: e, normalize, False
+        yield name, lambda _, e=resolved.encoder: e, normalize, resolved.encoder.absent == "noise"
     names = _run_names(pretrained)
     for source, name in zip(pretrained, names, strict=True):
         resolved = resolve_model(source, checkpoint_dir)
@@ -565,7 +601,8 @@ def _encoders(corpus, pretrained, checkpoint_dir, skipped):
                 parameter="pretrained",
             )
         normalize = input_normalization(resolved.spec, corpus, None)
-        yield name, lambda _, e=resolved.encoder: e, normalize, False
+        # absent nodes filled with noise: the score depends on the seed's draw
+        yield name, lambda _, e=resolved.encoder: e, normalize, resolved.encoder.absent == "noise"
 
 
 def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, epochs: int, seed: int):
@@ -580,7 +617,8 @@ def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, epochs: 
     )  # fmt: skip
 
     def predict(fold: Fold) -> np.ndarray:
-        # At least 8 steps an epoch: a small training side would otherwise take one or two.
+        # A batch is at most an eighth of the training side (at least 8 windows): a small
+        # training side would otherwise take one or two steps an epoch.
         batch = min(config.batch_size, max(8, len(fold.train) // 8))
         train_fold(corpus, fold, targets, task["labels"], replace(config, batch_size=batch), folder)
         classifier = MMMClassifier.from_pretrained(folder / "folds" / fold.name / "model")
@@ -622,7 +660,7 @@ def _fitted_tokens(encoder, x_raw, present, rows, seed, signal):
     return features
 
 
-def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None):
+def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None = None):
     """xDAWN + tangent-space features per fold: the pipeline is fitted on the fold's training
     epochs (xDAWN is supervised), then transforms every epoch."""
     epochs = source_windows(
@@ -639,7 +677,7 @@ def _xdawn(corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarr
 
 
 def _csp_lda(
-    corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None
+    corpus: Corpus, rows: np.ndarray, targets: np.ndarray, keep: np.ndarray | None = None
 ) -> Decoder:
     """CSP + LDA on 8-30 Hz windows from the source files, fitted on each training fold."""
     windows = source_windows(
@@ -819,7 +857,11 @@ def curve_markdown(r: dict[str, Any]) -> list[str]:
     """The few-label curve's table: each method's mean balanced accuracy per point."""
     kind, points = r["task"]["curve"]["kind"], r["task"]["curve"]["points"]
     what = "training subjects" if kind == "subjects" else "labelled windows per class and subject"
-    lines = [f"Few-label curve ({what}; the same test windows; fine-tuned rows are not on it):",
+    if not points:
+        return [f"Few-label curve ({what}): no point, every fold's training side is too small "
+                "to cut (2 or more subjects per class for a trait task)."]  # fmt: skip
+    lines = [f"Few-label curve ({what}; the same test windows; fine-tuned rows are not on it; "
+             "all: the full training side, with seeds their mean, the points the first seed):",
              "", f"| method | {' | '.join(str(n) for n in points)} | all |",
              "|---|" + "---|" * (len(points) + 1)]  # fmt: skip
     for name, m in r["methods"].items():

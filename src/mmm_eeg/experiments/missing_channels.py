@@ -43,12 +43,6 @@ def channel_subsets(
     return out
 
 
-def _keep_mask(corpus: Corpus, keep: tuple[str, ...]) -> np.ndarray:
-    mask = np.zeros(corpus.topology.n_nodes, dtype=bool)
-    mask[[corpus.topology.index(n) for n in keep]] = True
-    return mask
-
-
 @torch.no_grad()
 def missing_channels_mmm(
     corpus, models, folds, targets, subsets, normalize: str
@@ -70,7 +64,7 @@ def _subset_accuracy(corpus, models, folds, targets, keeps, normalize, subject_o
     for model, fold in zip(models, folds, strict=True):
         x, present = corpus.read(fold.test, normalize)  # type: ignore[arg-type]
         for keep in keeps:
-            p = present & _keep_mask(corpus, keep)
+            p = present & corpus.topology.node_mask(keep)
             xs = np.where(p[..., None], x, 0.0).astype(np.float32)
             pred = model.eval()(torch.from_numpy(xs), torch.from_numpy(p)).argmax(-1).numpy()
             found = per_subject_balanced_accuracy(targets[fold.test], pred, subject_of[fold.test])

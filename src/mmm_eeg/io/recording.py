@@ -161,17 +161,13 @@ class Recording:
     @classmethod
     def from_epochs(cls, epochs: Any) -> list[Recording]:
         """One recording per epoch of an ``mne.Epochs`` (``meta["epoch"]`` is its index)."""
-        montage = epochs.get_montage()
-        positions = montage_positions(montage) if montage is not None else {}
+        sfreq, described = float(epochs.info["sfreq"]), _described(epochs)
         return [
             cls(
                 data=data,
-                sfreq=float(epochs.info["sfreq"]),
-                ch_names=list(epochs.ch_names),
-                ch_types=list(epochs.get_channel_types()),
-                positions=dict(positions),
+                sfreq=sfreq,
                 meta={"epoch": i},
-                bads=list(epochs.info["bads"]),
+                **{k: v.copy() for k, v in described.items()},
             )
             for i, data in enumerate(epochs.get_data(copy=True))
         ]
@@ -182,7 +178,6 @@ class Recording:
         ``i * n_times``), each marked by an annotation of its event's name at the time its
         event would have (``-tmin`` after the epoch's start): with ``epoch_tmin=epochs.tmin``
         the event-locked windows are the epochs themselves."""
-        montage = epochs.get_montage()
         data = epochs.get_data(copy=True)
         sfreq, n_times = float(epochs.info["sfreq"]), data.shape[-1]
         names = {code: name for name, code in epochs.event_id.items()}
@@ -193,11 +188,8 @@ class Recording:
         return cls(
             data=data.transpose(1, 0, 2).reshape(data.shape[1], -1),
             sfreq=sfreq,
-            ch_names=list(epochs.ch_names),
-            ch_types=list(epochs.get_channel_types()),
-            positions=montage_positions(montage) if montage is not None else {},
             annotations=annotations,
-            bads=list(epochs.info["bads"]),
+            **_described(epochs),
         )
 
     def with_data(self, data: np.ndarray, sfreq: float | None = None) -> Recording:
@@ -212,6 +204,17 @@ class Recording:
             dict(self.meta),
             list(self.bads),
         )
+
+
+def _described(epochs: Any) -> dict[str, Any]:
+    """What an ``mne.Epochs`` says of its channels: names, types, positions, bads."""
+    montage = epochs.get_montage()
+    return {
+        "ch_names": list(epochs.ch_names),
+        "ch_types": list(epochs.get_channel_types()),
+        "positions": montage_positions(montage) if montage is not None else {},
+        "bads": list(epochs.info["bads"]),
+    }
 
 
 def annotations_from_mne(raw_annotations: Any) -> list[Annotation]:
