@@ -198,6 +198,18 @@ def test_fitted_scaling_for_traits(eegmat_epochs):
     # fitted statistics do not look at the data transformed: one epoch alone reads the same
     alone = embedder.transform(X[trait][:1], groups=subjects[trait][:1])
     np.testing.assert_allclose(alone, embedder.transform(X[trait], subjects[trait])[:1], atol=1e-5)
+    # the training windows fit computes once are those the fitted model reads
+    from mmm_eeg.estimators import _epoch_recordings, _standardised
+    from mmm_eeg.inference import load_model
+
+    recordings = _epoch_recordings(X[trait], sfreq, names)
+    model, (x, present, windows) = _standardised(
+        load_model("mmm_small"), "fitted", recordings, y[trait], subjects[trait]
+    )
+    again, present_again, windows_again = model.features(recordings)
+    np.testing.assert_array_equal(present, present_again)
+    assert list(windows["epoch"]) == list(windows_again["epoch"])
+    np.testing.assert_allclose(x, again, rtol=1e-6, atol=1e-6)
 
 
 def test_benchmark_baseline_pipeline_reads_what_the_corpus_holds(eeg_data, tmp_path):

@@ -77,10 +77,14 @@ def _mean_per_epoch(values: np.ndarray, epochs: np.ndarray) -> np.ndarray:
 
 def _standardised(
     base: MMMModel, normalize: str | None, recordings: list[Recording], y: Any, groups: Any
-) -> MMMModel:
+) -> tuple[MMMModel, tuple[np.ndarray, np.ndarray, Any] | None]:
     """``base`` with the standardisation asked for: ``None`` keeps the model's own (refused
     per subject when every group carries one label), ``"fitted"`` fits it on the windows of
-    ``recordings`` (the training epochs) and keeps the statistics for every later call."""
+    ``recordings`` (the training epochs) and keeps the statistics for every later call.
+
+    With ``"fitted"``, also the training windows' ``(x, present, windows)`` as the new model
+    reads them (their DE computed once, for the statistics and the input both); else None.
+    """
     if normalize is not None:
         check_option("normalize", normalize, NORMALIZATIONS)
     chosen = normalize or base.spec.normalize
@@ -88,20 +92,23 @@ def _standardised(
         groups_of = {"subject": np.asarray(groups), "recording": np.asarray(groups)}
         check_label_varies(chosen, np.asarray(y), groups_of)
     if normalize is None:
-        return base
+        return base, None
     if normalize != "fitted":
         spec = replace(base.spec, normalize=normalize, statistics=None)
-        return MMMModel(base.network, spec, f"{base.spec_origin}; normalize={normalize!r}")
+        return MMMModel(base.network, spec, f"{base.spec_origin}; normalize={normalize!r}"), None
     raw = MMMModel(base.network, replace(base.spec, normalize="none", statistics=None))
-    x, present, _ = raw.features(recordings, None if groups is None else list(groups))
+    x, present, windows = raw.features(recordings, None if groups is None else list(groups))
     n_bands = base.spec.n_bands  # DE comes first in the input; raw tokens have none
     if n_bands:
         normalizer = Normalizer.fit(x[..., :n_bands], present)
+        x = x.copy()
+        x[..., :n_bands] = normalizer.fit_transform(x[..., :n_bands], present)
     else:
         shape = (len(base.spec.nodes), len(base.spec.preprocessing.bands))
         normalizer = Normalizer("fitted", "node", np.zeros(shape), np.ones(shape))
     spec = replace(base.spec, normalize="fitted", statistics=normalizer.to_dict())
-    return MMMModel(base.network, spec, f"{base.spec_origin}; fitted on the training epochs")
+    model = MMMModel(base.network, spec, f"{base.spec_origin}; fitted on the training epochs")
+    return model, (x, present, windows)
 
 
 class DifferentialEntropy(TransformerMixin, BaseEstimator):
@@ -358,7 +365,7 @@ class MMMEmbedder(TransformerMixin, BaseEstimator):
         check_option("pool", self.pool, ("mean", "cls"))
         base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
         recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
-        self.model_: MMMModel = _standardised(base, self.normalize, recordings, y, groups)
+        self.model_: MMMModel = _standardised(base, self.normalize, recordings, y, groups)[0]
         return self
 
     def fit_transform(self, X: Any, y: Any = None, groups: Any = None) -> np.ndarray:
@@ -439,10 +446,14 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
 
-    def _windows(self, X: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _windows(
+        self, X: Any, groups: Any, features: tuple[np.ndarray, np.ndarray, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's input of each window of ``X``, and each window's epoch (``features``:
+        already computed)."""
         recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
         # The windows depend on the model's input contract only, not on its weights.
-        x, present, windows = self.base_.features(
+        x, present, windows = features or self.base_.features(
             recordings, None if groups is None else list(groups)
         )
         return x, present, _epoch_index(windows, len(recordings))
@@ -455,8 +466,8 @@ class MMMClassifierEstimator(ClassifierMixin, BaseEstimator):
             raise UserInputError(f"y holds {len(self.classes_)} class; need 2 or more.")
         base = load_model(self.model, checkpoint_dir=self.checkpoint_dir)
         recordings = _epoch_recordings(X, self.sfreq, self.ch_names)
-        self.base_ = _standardised(base, self.normalize, recordings, y, groups)
-        x, present, epochs = self._windows(X, groups)
+        self.base_, features = _standardised(base, self.normalize, recordings, y, groups)
+        x, present, epochs = self._windows(X, groups, features)
         target = np.searchsorted(self.classes_, y)[epochs]
         rng = np.random.default_rng(self.random_state)
         x_t, p_t, y_t = torch.from_numpy(x), torch.from_numpy(present), torch.from_numpy(target)
