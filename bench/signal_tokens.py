@@ -28,7 +28,7 @@ Reported: each pretrained encoder against its untrained twin and against the str
 method, paired over subjects (mean, spread, subjects better, Wilcoxon p). Nothing is chosen on
 the test subjects: recipe and settings are fixed here before any probe.
 
-    .venv/bin/python bench/signal_tokens.py          # ~60 min on 2 cores
+    .venv/bin/python bench/signal_tokens.py          # ~70 min on 2 cores
 """
 
 from __future__ import annotations
@@ -257,12 +257,7 @@ def markdown(r: dict) -> str:
     st, rec = r["storage"], r["reconstruction"]
     lines = [
         f"Measured with `python bench/signal_tokens.py` ({r['runtime_s'] / 60:.0f} min on 2 cores"
-        + (
-            ""
-            if r["pretraining_s"]
-            else ", reusing finished pretraining runs and any method scores already saved; "
-            "about 45 min from scratch"
-        )
+        + ("" if r["pretraining_s"] else ", the pretraining runs reused; about 70 min with them")
         + f"): encoders of width {r['recipe']['dim']}, {r['recipe']['depth']} + "
         f"{r['recipe']['decoder_depth']} blocks pretrained {r['recipe']['epochs']} epochs on the "
         "pool (everything but eegmat 24-35), each beside its own initial weights (untrained); "
