@@ -51,7 +51,12 @@ from bench.report import update_benchmarks_md  # noqa: E402
 from mmm_eeg.atomic import atomic_path  # noqa: E402
 from mmm_eeg.corpus.build import build_corpus  # noqa: E402
 from mmm_eeg.datasets import default_data_dir  # noqa: E402
-from mmm_eeg.experiments.compare import FINETUNE_EPOCHS, FINETUNED, run_compare  # noqa: E402
+from mmm_eeg.experiments.compare import (  # noqa: E402
+    FINETUNE_EPOCHS,
+    FINETUNED,
+    RANDOM_WEIGHTS,
+    run_compare,
+)
 from mmm_eeg.experiments.missing_channels import channel_subsets  # noqa: E402
 from mmm_eeg.experiments.transfer import benchmark_corpus, settings  # noqa: E402
 from mmm_eeg.experiments.transfer_report import paired_difference  # noqa: E402
@@ -97,7 +102,9 @@ def main() -> None:
         L.seed_everything(config.seed, verbose=False)
         spec = corpus.feature_spec(config.normalize, tokens)
         initial = load_encoder(None, corpus.topology, feature_spec=spec, **config.architecture)
-        initial.save_pretrained(twin)
+        initial.save_pretrained(
+            twin, metadata={"weights": RANDOM_WEIGHTS}
+        )  # fine-tuned from scratch
         sources += [twin, run]
     downstream = f"subject in [{', '.join(subjects)}]"
     # every token type, pretrained and untrained, fine-tuned too (compare's fixed recipe)

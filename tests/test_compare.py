@@ -320,3 +320,31 @@ def test_a_trait_curve_keeps_two_subjects_of_each_class():
         for fold in cut:
             chosen = {index["subject"][r]: targets[r] for r in fold.train}
             assert len(chosen) == n and sorted(chosen.values()).count(0) == n // 2
+
+
+def test_random_weights_are_fine_tuned_as_from_scratch(state_corpus, tmp_path):
+    """Rows of random weights (the untrained encoder, a saved twin marked so) fine-tune their
+    encoder at the head's learning rate; trained weights at a tenth of it."""
+    from mmm_eeg.corpus import Corpus
+    from mmm_eeg.experiments.compare import _methods, _resolve_run, _run_names
+    from mmm_eeg.model import MMMEncoder
+
+    corpus = Corpus(state_corpus)
+    spec = corpus.feature_spec("subject-node")
+    sources = [tmp_path / "twin", tmp_path / "run"]
+    MMMEncoder(dim=16, depth=1, heads=2, feature_spec=spec).save_pretrained(
+        sources[0], metadata={"weights": "random"}
+    )
+    MMMEncoder(dim=16, depth=1, heads=2, feature_spec=spec).save_pretrained(sources[1])
+    runs = [(name, *_resolve_run(source, corpus, None))
+            for name, source in zip(_run_names(sources), sources, strict=True)]  # fmt: skip
+    rows = corpus.index.index.to_numpy()
+    settings = {"keep": None, "out": tmp_path, "epochs": 3,
+                "tuned": {"mmm_untrained", "mmm_twin", "mmm_run"}}  # fmt: skip
+    task = {"trait": False, "protocol": "loso"}
+    recipes = {name: recipe for name, _, _, recipe
+               in _methods(corpus, rows, None, task, runs, True, None, {}, settings)}  # fmt: skip
+    assert recipes["mmm_untrained_finetuned"]["encoder_lr_scale"] == 1.0
+    assert recipes["mmm_twin_finetuned"]["encoder_lr_scale"] == 1.0
+    assert recipes["mmm_run_finetuned"]["encoder_lr_scale"] == 0.1
+    assert recipes["mmm_run"] == {} and recipes["de_logreg"] == {}

@@ -156,7 +156,10 @@ class UnifiedTopology:
     def node_mask(self, names: Sequence[str]) -> np.ndarray:
         """Boolean mask over the nodes that ``names`` name (any case, decoration stripped, the
         old 10-20 names resolved: T5 is P7); an unknown name is a clear error."""
-        keys = [resolve_alias(clean_name(n))[0] for n in names]
+        keys = [
+            clean_name(n) if clean_name(n) in self._index else resolve_alias(clean_name(n))[0]
+            for n in names
+        ]
         unknown = [n for n, k in zip(names, keys, strict=True) if k not in self._index]
         if unknown or not keys:
             raise UserInputError(

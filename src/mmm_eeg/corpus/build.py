@@ -245,9 +245,10 @@ def build_corpus_from_recordings(
                     f"them first (epochs.resample({resample:g})) and leave config.resample unset.",
                     parameter="config",
                 )
-            try:
-                kwargs["config"] = _epochs_config(recording, kwargs.get("config"))
+            try:  # the corpus's configuration comes from the first epochs that are used
+                config = _epochs_config(recording, kwargs.get("config"))
                 labels = _epochs_events(recording, labels)
+                kwargs["config"] = config
             except UserInputError as err:
                 skipped.append(Skipped(f"item {i}", str(err)))
                 continue

@@ -104,6 +104,8 @@ LOSO_MAX_SUBJECTS = 20
 REGISTERED = ("mmm_base_tuh", "mmm_base_tuh_completed")
 #: Suffix of a fine-tuned MMM row.
 FINETUNED = "_finetuned"
+#: ``metadata["weights"]`` of a saved encoder whose weights are random (an untrained twin).
+RANDOM_WEIGHTS = "random"
 
 
 def run_compare(
@@ -212,12 +214,15 @@ def run_compare(
         else few_label_folds(corpus.index, folds, targets, curve, seed, task["trait"])
     )
     pretrained = list(pretrained)
+    runs = [_resolve_run(source, corpus, checkpoint_dir) for source in pretrained]
     if pretrain_pool is not None:
         pool_run = _check_pool(pretrain_pool, corpus, out, quick, seed)
         tuned = _finetuned_names(finetune, [*pretrained, pool_run])
         pretrained.append(pretrain_on_pool(pretrain_pool, out, quick, seed))
+        runs.append(_resolve_run(pool_run, corpus, checkpoint_dir))
     else:
         tuned = _finetuned_names(finetune, pretrained)
+    runs = [(name, *run) for name, run in zip(_run_names(pretrained), runs, strict=True)]
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -232,15 +237,13 @@ def run_compare(
     if keep is not None:
         fingerprint["channels"] = task["channels"]
     settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned, "keep": keep}
-    for name, make, stochastic in _methods(corpus, rows, targets, task, pretrained, quick,
-                                           checkpoint_dir, skipped, settings):  # fmt: skip
+    for name, make, stochastic, recipe in _methods(corpus, rows, targets, task, runs, quick,
+                                                   checkpoint_dir, skipped, settings):  # fmt: skip
         tuning = name.endswith(FINETUNED)
-        mine = dict(fingerprint)
+        mine = {**fingerprint, **recipe}
         if stochastic and seeds > 1:
             mine["seeds"] = seeds
-        if tuning:
-            mine["finetune_epochs"] = finetune_epochs
-        elif curve is not None:
+        if curve is not None and not tuning:
             mine["curve"] = curve
         saved = out / "methods" / f"{name}.json"
         if saved.is_file():
@@ -351,7 +354,7 @@ def few_label_folds(
     A point is left out when, in some fold, it would keep the whole training side (it is the
     full result) or, for a trait task (one label per subject), fewer than 2 subjects per class
     (the probe's inner cross-validation would train on one class): there ``n`` subjects are
-    ``n / classes`` of each class.
+    ``n / classes`` of each class (a point ``n`` that classes do not divide is left out).
     """
     subject_of = index["subject"].astype(str).to_numpy()
     points: dict[int, list[Fold]] = {}
@@ -365,8 +368,9 @@ def few_label_folds(
                 each = n // len(pools)
                 if (
                     each < (2 if trait else 1)
+                    or n % len(pools)
                     or any(each > len(p) for p in pools)
-                    or (sum(map(len, pools)) <= n)
+                    or sum(map(len, pools)) <= n
                 ):
                     break
                 chosen = [s for pool in pools for s in rng.choice(pool, each, replace=False)]
@@ -499,10 +503,11 @@ def _gap_windows(index, rows: np.ndarray, gap_s: float) -> int:
     return int(np.ceil(gap_s / spacing.min() - 1e-9)) if len(spacing) else 0
 
 
-def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, skipped, settings):
-    """``(name, make, stochastic)`` of every applicable method: ``make(seed)`` computes its
-    features (only when the method is not reused) as ``features(fold) -> (n_rows, d)``, or
-    gives a :class:`Decoder`; ``stochastic`` methods are made once per seed."""
+def _methods(corpus, rows, targets, task, runs, quick, checkpoint_dir, skipped, settings):
+    """``(name, make, stochastic, recipe)`` of every applicable method: ``make(seed)``
+    computes its features (only when the method is not reused) as ``features(fold) -> (n_rows,
+    d)``, or gives a :class:`Decoder`; ``stochastic`` methods are made once per seed; ``recipe``:
+    what else a saved score must have been computed with (a fine-tuning's settings)."""
     trait, keep = task["trait"], settings["keep"]
     x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
     if keep is not None:  # the other electrodes are absent for every method
@@ -517,7 +522,7 @@ def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, ski
             matrix = x[:, nodes].reshape(len(rows), -1)
         return lambda fold: matrix
 
-    yield "de_logreg", de, False
+    yield "de_logreg", de, False, {}
 
     event_locked = corpus.config.epoch_tmin is not None
     reason = _riemann_unavailable(corpus, rows, present)
@@ -534,19 +539,19 @@ def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, ski
             covariances = riemann_features(corpus, rows, per_subject=not trait, keep=keep)
             return lambda fold: covariances
 
-        yield "riemann", riemann, False
+        yield "riemann", riemann, False, {}
         if event_locked:
-            yield "xdawn", lambda _: _xdawn(corpus, rows, targets, keep), False
+            yield "xdawn", lambda _: _xdawn(corpus, rows, targets, keep), False, {}
     if not event_locked:
         skipped["xdawn"] = "for event-locked corpora (preprocess --epochs-from) only"
     csp_reason = reason or _csp_unavailable(corpus, rows, targets, nodes, event_locked)
     if csp_reason:
         skipped["csp_lda"] = csp_reason
     else:
-        yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets, keep), False
+        yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets, keep), False, {}
 
-    for name, build, normalize, stochastic in _encoders(corpus, pretrained, checkpoint_dir,
-                                                        skipped):  # fmt: skip
+    for name, build, normalize, stochastic, trained in _encoders(corpus, runs, checkpoint_dir,
+                                                                 skipped):  # fmt: skip
 
         def tokens(seed, build=build, normalize=normalize):
             encoder = build(seed)
@@ -557,30 +562,35 @@ def _methods(corpus, rows, targets, task, pretrained, quick, checkpoint_dir, ski
             matrix = _tokens(encoder, x, present, seed)
             return lambda fold: matrix
 
-        yield name, tokens, stochastic
+        yield name, tokens, stochastic, {}
         if name in settings["tuned"]:
             folder = settings["out"] / "runs" / (name + FINETUNED)
             normalize = "fitted" if trait or isinstance(normalize, Normalizer) else normalize
+            # Random weights learn at the head's rate (a model trained from scratch); the
+            # slower encoder rate is for weights worth keeping.
+            scale = FINETUNE.encoder_lr_scale if trained else 1.0
+            recipe = {"finetune_epochs": settings["epochs"], "encoder_lr_scale": scale}
 
-            def tuned(seed, build=build, normalize=normalize, folder=folder):
+            def tuned(seed, build=build, normalize=normalize, folder=folder, recipe=recipe):
                 return _finetuned(corpus, targets, task, build(seed), normalize,
-                                  folder / f"seed-{seed}", settings["epochs"], seed)  # fmt: skip
+                                  folder / f"seed-{seed}", recipe, seed)  # fmt: skip
 
-            yield name + FINETUNED, tuned, True
+            yield name + FINETUNED, tuned, True, recipe
 
 
-def _encoders(corpus, pretrained, checkpoint_dir, skipped):
-    """``(name, build, normalize, stochastic)`` of the MMM variants: ``build(seed)`` gives the
-    encoder (the untrained one's weights are drawn from the seed), ``normalize`` its own
-    standardisation (a model that reads other features than the corpus holds is refused,
+def _encoders(corpus, runs, checkpoint_dir, skipped):
+    """``(name, build, normalize, stochastic, trained)`` of the MMM variants: ``build(seed)``
+    gives the encoder (the untrained one's weights are drawn from the seed), ``normalize`` its
+    own standardisation (a model that reads other features than the corpus holds is refused,
     naming both); ``stochastic``: the seed draws its weights, or the noise its absent nodes
-    are filled with."""
+    are filled with; ``trained``: not random weights. ``runs``: the resolved
+    ``(name, encoder, normalize, trained)`` of the pretrained sources."""
 
     def untrained(seed: int) -> MMMEncoder:
         with noise_seed(seed):
             return MMMEncoder(**model_card("mmm_base").encoder)
 
-    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE, True
+    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE, True, False
     for name in REGISTERED:
         if name not in list_models():
             continue
@@ -590,30 +600,43 @@ def _encoders(corpus, pretrained, checkpoint_dir, skipped):
         except UserInputError as err:
             skipped[name] = str(err)
             continue
-        yield name, lambda _, e=resolved.encoder: e, normalize, resolved.encoder.absent == "noise"
-    names = _run_names(pretrained)
-    for source, name in zip(pretrained, names, strict=True):
-        resolved = resolve_model(source, checkpoint_dir)
-        if resolved.encoder.topology != corpus.topology:
-            raise UserInputError(
-                f"{source}: its topology {resolved.encoder.topology.name!r} is not the "
-                f"corpus's {corpus.topology.name!r}.",
-                parameter="pretrained",
-            )
-        normalize = input_normalization(resolved.spec, corpus, None)
+        encoder = resolved.encoder
+        yield name, lambda _, e=encoder: e, normalize, encoder.absent == "noise", True
+    for name, encoder, normalize, trained in runs:
         # absent nodes filled with noise: the score depends on the seed's draw
-        yield name, lambda _, e=resolved.encoder: e, normalize, resolved.encoder.absent == "noise"
+        yield name, lambda _, e=encoder: e, normalize, encoder.absent == "noise", trained
 
 
-def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, epochs: int, seed: int):
+def _resolve_run(source: str | Path, corpus: Corpus, checkpoint_dir):
+    """A ``--pretrained`` source read and checked against the corpus: ``(encoder, normalize,
+    trained)``; ``trained`` is False for weights saved with ``metadata={"weights": "random"}``
+    (an untrained twin, fine-tuned as a model trained from scratch)."""
+    resolved = resolve_model(source, checkpoint_dir)
+    if resolved.encoder.topology != corpus.topology:
+        raise UserInputError(
+            f"{source}: its topology {resolved.encoder.topology.name!r} is not the "
+            f"corpus's {corpus.topology.name!r}.",
+            parameter="pretrained",
+        )
+    normalize = input_normalization(resolved.spec, corpus, None)
+    folders = [Path(str(source)), Path(str(source)) / "encoder"]
+    configs = [f / "config.json" for f in folders if (f / "config.json").is_file()]
+    metadata = json.loads(configs[0].read_text()).get("metadata", {}) if configs else {}
+    return resolved.encoder, normalize, metadata.get("weights") != RANDOM_WEIGHTS
+
+
+def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, recipe, seed: int):
     """A :class:`Decoder` that fine-tunes ``encoder`` with a head on each training fold (the
-    transfer benchmark's recipe; early stopping on the fold's validation windows) and predicts
-    the fold's test windows with the saved fold model, as a user would."""
+    transfer benchmark's recipe, ``recipe``'s epochs and encoder learning-rate scale; early
+    stopping on the fold's validation windows) and predicts the fold's test windows with the
+    saved fold model, as a user would."""
     encoder.save_pretrained(folder / "init")  # the probe's weights, the fine-tuning's start
+    epochs = recipe["finetune_epochs"]
     config = replace(
         FINETUNE, init=str(folder / "init"), epochs=epochs, patience=min(5, epochs), seed=seed,
         normalize=normalize, absent=encoder.absent, tokens=encoder.tokens,
         class_weights="balanced" if task["trait"] else None,
+        encoder_lr_scale=recipe["encoder_lr_scale"],
     )  # fmt: skip
 
     def predict(fold: Fold) -> np.ndarray:
