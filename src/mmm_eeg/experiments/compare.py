@@ -14,8 +14,10 @@ variant with the strongest classical method over subjects, and says which to use
   released TUH encoder (``mmm_base_tuh``), its completed form (``mmm_base_tuh_completed``, when
   its weights are found) and every pretrained run given;
 - MMM fine-tuned (``finetune``: the variants named, or ``"all"``): each variant's weights
-  trained with a head on each training fold (the transfer benchmark's recipe, fixed a priori),
-  the epoch chosen on the fold's validation windows, the test windows scored once;
+  trained with a head on each training fold (the recipe the transfer benchmark trains its own
+  models with, fixed a priori, for every row; random weights learn at the head's rate, trained
+  ones at a tenth of it), the epoch chosen on the fold's validation windows, the test windows
+  scored once;
 - ``pretrain_pool``: MMM pretrained first on an unlabelled corpus (the transfer benchmark's
   recipe), then probed (and fine-tuned) like any run given;
 - protocol (``auto``): leave one subject out (up to 20 subjects), grouped 5-fold over more
@@ -627,7 +629,7 @@ def _resolve_run(source: str | Path, corpus: Corpus, checkpoint_dir):
 
 def _finetuned(corpus, targets, task, encoder, normalize, folder: Path, recipe, seed: int):
     """A :class:`Decoder` that fine-tunes ``encoder`` with a head on each training fold (the
-    transfer benchmark's recipe, ``recipe``'s epochs and encoder learning-rate scale; early
+    transfer benchmark's ``FINETUNE``, ``recipe``'s epochs and encoder learning-rate scale; early
     stopping on the fold's validation windows) and predicts the fold's test windows with the
     saved fold model, as a user would."""
     encoder.save_pretrained(folder / "init")  # the probe's weights, the fine-tuning's start
