@@ -284,7 +284,7 @@ def test_fewer_channels_are_what_every_method_reads(state_corpus, tmp_path):
     mask = np.isin(corpus.topology.nodes, ["FP1", "FP2", "P7", "P8"])
     task = {"trait": False, "protocol": "loso"}
     settings = {"keep": mask, "tuned": set()}
-    (name, make, _), *_ = _methods(corpus, rows, None, task, [], True, None, {}, settings)
+    (name, make, _, _), *_ = _methods(corpus, rows, None, task, [], True, None, {}, settings)
     assert name == "de_logreg" and make(0)(None).shape == (len(rows), 4 * 5)
     assert "only the electrodes Fp1, Fp2, T5, T6" in (tmp_path / "out" / "report.md").read_text()
     # the classical models that re-read the source files read only those electrodes too
