@@ -24,7 +24,9 @@ def test_in_memory_corpus_equals_the_file_route(eeg_data, tmp_path):
         items.append((recording, f"eegmat-{name[7:9]}", label))
     items.append(("not a recording", "x", None))
     report = build_corpus_from_recordings(items, tmp_path / "memory", dataset="eegmat", workers=2)
-    assert [s["reason"] for s in report["skipped"]] == ["not a (Recording, subject, label) triple"]
+    assert [s["reason"] for s in report["skipped"]] == [
+        "not a (Recording or Epochs, subject, labels) triple"
+    ]
     sources, _ = discover_sources([eeg_data / "eegmat" / "manifest.csv"])
     build_corpus([s for s in sources if s.path.name in FILES], tmp_path / "files")
     a, b = Corpus(tmp_path / "memory"), Corpus(tmp_path / "files")
