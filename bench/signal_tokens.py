@@ -58,19 +58,21 @@ from mmm_eeg.experiments.compare import (  # noqa: E402
     run_compare,
 )
 from mmm_eeg.experiments.missing_channels import channel_subsets  # noqa: E402
-from mmm_eeg.experiments.transfer import benchmark_corpus, settings  # noqa: E402
+from mmm_eeg.experiments.transfer import (  # noqa: E402
+    SIGNAL_PREPROCESSING,
+    benchmark_corpus,
+    settings,
+)
 from mmm_eeg.experiments.transfer_report import paired_difference  # noqa: E402
 from mmm_eeg.io.sources import discover_sources  # noqa: E402
 from mmm_eeg.model.loading import load_encoder  # noqa: E402
 from mmm_eeg.spec import TOKENS  # noqa: E402
 from mmm_eeg.train.pretrain import pretrain, training_summary  # noqa: E402
 from mmm_eeg.train.selection import select_windows  # noqa: E402
-from mmm_eeg.windows import PreprocessConfig  # noqa: E402
 
-PREPROCESSING = PreprocessConfig(signal_rate=100.0, signal_band=(1.0, 45.0))
 #: Muse N170 stimuli (eeg-notebooks' markers) and the event-locked windows around them.
 MUSE_EVENTS = "1=house,2=face"
-MUSE = replace(PREPROCESSING, window=1.0, epoch_tmin=-0.1)
+MUSE = replace(SIGNAL_PREPROCESSING, window=1.0, epoch_tmin=-0.1)
 #: eegmmidb runs of imagined left / right fist movement, labelled by their cue spans.
 MOTOR_TASK, MOTOR_EVENTS = "imagined_left_right_fist", "T1,T2"
 
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 epoch, no Riemann (a check)")
     args = parser.parse_args()
     started = time.perf_counter()
-    corpus, subjects = benchmark_corpus(args.data, args.out, PREPROCESSING)
+    corpus, subjects = benchmark_corpus(args.data, args.out, SIGNAL_PREPROCESSING)
     pool = f"subject not in [{', '.join(subjects)}]"
     recipe = replace(settings(False, 0).pretrain, select=pool, snapshot_every_n_epochs=None)
     if args.epochs or args.quick:
@@ -162,7 +164,7 @@ def main() -> None:
     }
     summary = {
         "recipe": {k: v for k, v in vars(recipe).items() if v is not None},
-        "preprocessing": PREPROCESSING.to_dict(),
+        "preprocessing": SIGNAL_PREPROCESSING.to_dict(),
         "pool": pool,
         "reconstruction": reconstruction,
         "pretraining_s": step_s,
@@ -201,7 +203,7 @@ def motor_corpus(data: Path, out: Path) -> Path:
     sources, skipped = discover_sources(
         [manifest], events=MOTOR_EVENTS, labels=["left_fist", "right_fist"]
     )
-    build_corpus(sources, out, config=PREPROCESSING, skipped=skipped)
+    build_corpus(sources, out, config=SIGNAL_PREPROCESSING, skipped=skipped)
     return out
 
 

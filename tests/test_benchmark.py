@@ -124,7 +124,7 @@ def test_quick_ablations_on_real_data(tmp_path, eeg_data):
     subjects = [f"eegmat-{i}" for i in range(24, 36)]
     assert r["protocol"]["downstream_subjects"] == subjects
     variants = r["variants"]
-    assert list(variants) == ["none", "pos2d", "hierarchy", "mmm", "regional_only"]
+    assert list(variants) == ["none", "pos2d", "hierarchy", "mmm", "regional_only", "raw", "de_raw"]
     for name, v in variants.items():
         _check_summary(v["linear_probe"], subjects, extra=("per_seed_mean", "seed_std"))
         assert list(v["linear_probe"]["per_seed_mean"]) == ["0"]  # one seed in a quick run
@@ -136,6 +136,7 @@ def test_quick_ablations_on_real_data(tmp_path, eeg_data):
         )
         assert saved["pos_encoding"] == v["switches"]["pos_encoding"]
         assert saved["hierarchy"] == v["switches"]["hierarchy"]
+        assert saved["tokens"] == v["switches"]["tokens"]
         ae = json.loads(
             (out / "pretrain" / f"{name}-seed0" / "autoencoder" / "config.json").read_text()
         )
@@ -143,6 +144,8 @@ def test_quick_ablations_on_real_data(tmp_path, eeg_data):
         rec = v["reconstruction"]
         assert list(rec["random"]) == list(rec["regional"]) == [str(x / 10) for x in range(1, 10)]
         assert all(0 < e < 10 for e in [*rec["random"].values(), *rec["regional"].values()])
+        # each row's own baseline: ~1 for standardised DE; waveform and spectrum add theirs
+        assert 0.5 < rec["mean_mse"] < (1.5 if v["switches"]["tokens"] == "de" else 10)
         paired = v["paired_vs_mmm"]["linear_probe"]
         if name == "mmm":
             assert paired is None

@@ -12,6 +12,11 @@ variant            position encoding   hierarchy  masking
 ``regional_only``  2-D                 on         regional only
 =================  ==================  =========  ==================================
 
+Then the tokens switch, on the full MMM: ``raw`` reads each node's band-passed signal instead of
+its 5-band DE and reconstructs the masked nodes' waveform and log-amplitude spectrum; ``de_raw``
+reads both and reconstructs all three (:class:`~mmm_eeg.model.tokens.SignalEmbedding`). The
+corpus keeps every window's signal (100 Hz, 1-45 Hz) for them; the DE rows read the same corpus.
+
 "Hierarchy" is the region tokens with the attention mask and the decoder that sees only them;
 off, the model is a transformer over the node tokens and a class token whose decoder keeps the
 visible tokens (a plain MAE). Every variant is pretrained on the transfer benchmark's pool with
@@ -41,6 +46,7 @@ from mmm_eeg.errors import UserInputError
 from mmm_eeg.experiments.transfer import (
     FINETUNE,
     PRETRAIN,
+    SIGNAL_PREPROCESSING,
     DEFeatures,
     benchmark_corpus,
     downstream_task,
@@ -68,11 +74,12 @@ class Variant:
     pos_encoding: str
     hierarchy: bool
     mask_mode: str
+    tokens: str = "de"
 
     @property
     def switches(self) -> dict[str, Any]:
         return {"pos_encoding": self.pos_encoding, "hierarchy": self.hierarchy,
-                "mask_mode": self.mask_mode}  # fmt: skip
+                "mask_mode": self.mask_mode, "tokens": self.tokens}  # fmt: skip
 
 
 VARIANTS = (
@@ -81,6 +88,8 @@ VARIANTS = (
     Variant("hierarchy", "+ hierarchy (region tokens, attention mask)", "2d", True, "random"),
     Variant("mmm", "+ multi-stage masking (MMM)", "2d", True, "cycle"),
     Variant("regional_only", "MMM with regional masking only", "2d", True, "regional"),
+    Variant("raw", "MMM, tokens from the raw signal", "2d", True, "cycle", "raw"),
+    Variant("de_raw", "MMM, tokens from DE and the raw signal", "2d", True, "cycle", "de+raw"),
 )
 FULL, MAE = "mmm", "pos2d"
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -153,7 +162,7 @@ def run_ablations(
     started = time.perf_counter()
     data, out = Path(data), check_output_folder(Path(out))
     budget = ablation_budget(quick, seed)
-    corpus, subjects = benchmark_corpus(data, out)
+    corpus, subjects = benchmark_corpus(data, out, SIGNAL_PREPROCESSING)
     pool = f"subject not in [{', '.join(subjects)}]"
     rows, targets, names, folds = downstream_task(corpus, subjects, seed)
     context = (corpus, rows, targets, seed)
@@ -241,10 +250,15 @@ def heldout_windows(corpus: Corpus, pool: str, config: PretrainConfig, seed: int
 def reconstruction_curves(
     autoencoder: MMMAutoencoder, corpus: Corpus, rows: np.ndarray, config: PretrainConfig
 ) -> dict[str, Any]:
-    """Held-out MSE on masked nodes for global and regional masks of every ratio in RATIOS."""
-    x, present = corpus.read(rows, config.normalize)  # type: ignore[arg-type]
+    """Held-out loss on masked nodes for global and regional masks of every ratio in RATIOS,
+    and the loss of predicting each target value's mean over the held-out nodes (``mean_mse``:
+    the same targets and weights, so a raw-token row is read against its own baseline)."""
+    tokens = autoencoder.encoder.tokens
+    x, present = corpus.read(rows, config.normalize, tokens)  # type: ignore[arg-type]
     x_t, present_t = torch.from_numpy(x), torch.from_numpy(present)
-    out: dict[str, Any] = {"band_mean_mse": float((x[present] ** 2).mean())}
+    with torch.no_grad():
+        baseline = autoencoder.mean_baseline(x_t, present_t.to(x_t.dtype))
+    out: dict[str, Any] = {"mean_mse": float(baseline)}
     for strategy in ("random", "regional"):
         curve = reconstruction_by_ratio(autoencoder, x_t, present_t, RATIOS, strategy=strategy)
         out[strategy] = dict(zip(map(str, curve["ratio"]), curve["masked"], strict=True))
@@ -312,8 +326,9 @@ def ablations_markdown(r: dict[str, Any]) -> str:
         "subjects; linear probe averaged over the pretraining seeds first.",
         "",
         "| variant | seeds | linear probe | ± over seeds | fine-tuned (seed "
-        f"{p['seed']}) | held-out MSE, global 0.5 | held-out MSE, regional 0.35 |",
-        "|---|---|---|---|---|---|---|",
+        f"{p['seed']}) | held-out loss, global 0.5 | held-out loss, regional 0.35 | predicting "
+        "the mean |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in r["variants"].items():
         rec = v["reconstruction"]
@@ -321,11 +336,12 @@ def ablations_markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name}: {v['label']} | {len(v['seeds'])} | {_ms(v['linear_probe'])} | "
             f"{'—' if seed_std is None else f'{seed_std:.3f}'} | {_ms(v['finetuned'])} | "
-            f"{rec['random']['0.5']:.3f} | {_nearest(rec['regional'], 0.35):.3f} |"
+            f"{rec['random']['0.5']:.3f} | {_nearest(rec['regional'], 0.35):.3f} | "
+            f"{rec['mean_mse']:.3f} |"
         )
     lines += [
         f"| DE + logistic regression (no pretraining) | — | {_ms(r['de_logreg'])} | — | — | — "
-        "| — |",
+        "| — | — |",
         "",
         "Paired against MMM, per subject: mean difference ± std (subjects where the variant is "
         "better / subjects), Wilcoxon p; verdict: p < 0.05 and a mean difference larger than "
@@ -356,18 +372,20 @@ def ablations_markdown(r: dict[str, Any]) -> str:
         f"from scratch, {seed['mmm_pretrained_finetuned']} % pretrained; as a linear probe, "
         f"plain MAE {seed['mae_linear_probe']} % against MMM {seed['mmm_linear_probe']} %.",
         "",
-        f"Held-out reconstruction ({p['heldout_windows']} windows of held-out pool recordings; "
-        f"predicting the band mean gives {full['reconstruction']['band_mean_mse']:.3f}), MSE on "
-        "masked nodes by mask ratio:",
+        f"Held-out reconstruction ({p['heldout_windows']} windows of held-out pool recordings), "
+        "loss on masked nodes by mask ratio. The DE rows' loss is the MSE of standardised DE; "
+        "raw rows reconstruct the waveform and its spectrum, de_raw all three, so each row is "
+        "read against its own baseline (predicting each target value's mean, last column):",
         "",
-        "| variant | masking | " + " | ".join(f"{x:g}" for x in RATIOS) + " |",
-        "|---|---|" + "---|" * len(RATIOS),
+        "| variant | masking | " + " | ".join(f"{x:g}" for x in RATIOS) + " | mean |",
+        "|---|---|" + "---|" * (len(RATIOS) + 1),
     ]
     for name, v in r["variants"].items():
+        rec = v["reconstruction"]
         for strategy in ("random", "regional"):
-            values = " | ".join(f"{e:.3f}" for e in v["reconstruction"][strategy].values())
+            values = " | ".join(f"{e:.3f}" for e in rec[strategy].values())
             label = "global" if strategy == "random" else "regional"
-            lines.append(f"| {name} | {label} | {values} |")
+            lines.append(f"| {name} | {label} | {values} | {rec['mean_mse']:.3f} |")
     lines.append(f"\nRuntime: {r['runtime_s']:.0f} s.")
     return "\n".join(lines) + "\n"
 
@@ -386,14 +404,14 @@ def ablation_plots(out: Path, r: dict[str, Any]) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, strategy in zip(axes, ("random", "regional"), strict=True):
         for name, v in r["variants"].items():
-            curve = v["reconstruction"][strategy]
+            curve, mean = v["reconstruction"][strategy], v["reconstruction"]["mean_mse"]
             style = "-o" if name in (FULL, MAE) else "--."
-            ax.plot([float(k) for k in curve], list(curve.values()), style, label=name)
-        band_mean = r["variants"][FULL]["reconstruction"]["band_mean_mse"]
-        ax.axhline(band_mean, ls=":", color="grey", label="predict the band mean")
+            ratios = [float(k) for k in curve]
+            ax.plot(ratios, [e / mean for e in curve.values()], style, label=name)
+        ax.axhline(1.0, ls=":", color="grey", label="predict the mean")
         ax.set_xlabel(f"mask ratio ({'of nodes' if strategy == 'random' else 'of regions'})")
         ax.set_title("global masking" if strategy == "random" else "regional masking")
-    axes[0].set_ylabel("held-out MSE on masked nodes")
+    axes[0].set_ylabel("held-out loss on masked nodes / predicting the mean")
     axes[1].legend(fontsize=8)
     save_figure(fig, out / "plots" / "reconstruction_vs_mask_ratio.png")
     fig, ax = plt.subplots(figsize=(8, 4))

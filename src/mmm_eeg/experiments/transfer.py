@@ -97,6 +97,8 @@ TUH = replace(
     normalize=_TUH_CARD.feature_spec.normalize,
     **_TUH_CARD.encoder,
 )
+#: A corpus that keeps each window's signal for raw tokens: 100 Hz, 1-45 Hz, units of 100 µV.
+SIGNAL_PREPROCESSING = PreprocessConfig(signal_rate=100.0, signal_band=(1.0, 45.0))
 BANDS = ((1.0, 4.0), (4.0, 8.0), (8.0, 14.0), (14.0, 31.0), (31.0, 45.0))  # Riemannian model
 
 
