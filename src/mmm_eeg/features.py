@@ -192,7 +192,8 @@ def _de_fft(data, sfreq, bands, length, hop, n_windows, chunk_windows):
         seg *= taper
         spectrum = scipy_fft.rfft(seg, axis=-1)
         power = spectrum.real**2 + spectrum.imag**2  # (C, w, F)
-        yield w0, de_from_variance((power @ selector).transpose(1, 0, 2).astype(np.float64))
+        band_power = (power @ selector).transpose(1, 0, 2)
+        yield w0, de_from_variance(band_power.astype(np.float64, copy=False))
 
 
 def _de_filter(data, sfreq, bands, length, starts, chunk_windows):

@@ -385,7 +385,10 @@ def checked_windows(
     failed = np.full(bad.shape[1], "", dtype=object)
     for w in np.flatnonzero(bad[good].any(axis=0)):
         failed[w] = _first_reason(reasons[good], w)
-    clean = np.where(np.isfinite(data), data, 0.0)  # failed windows only; keeps filters finite
+    # zero non-finite samples (failed windows only) so the filters stay finite; no copy when
+    # every sample is finite, the usual case
+    finite = np.isfinite(data).all()
+    clean = data if finite else np.where(np.isfinite(data), data, 0.0)
     de = differential_entropy(clean, sfreq, config.bands, config.window, config.step, config.method)
     signal = None
     if config.signal_rate is not None:

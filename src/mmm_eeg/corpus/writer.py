@@ -70,6 +70,8 @@ class CorpusWriter:
         self._lock: int | None = _lock(self.path, wait)  # one writer per corpus, across processes
         self.commit_windows = commit_windows
         self._pending: list[tuple[str, dict[str, Any], WindowSet]] = []
+        self._pending_ids: set[str] = set()
+        self._pending_windows = 0
         try:
             self._open(topology, config, dtype, chunk_windows)
         except BaseException:
@@ -159,7 +161,7 @@ class CorpusWriter:
 
     def add(self, recording_id: str, meta: Mapping[str, Any], windows: WindowSet) -> None:
         """Queue one recording's windows (committed in batches; see ``commit_windows``)."""
-        if recording_id in self.done or any(r == recording_id for r, _, _ in self._pending):
+        if recording_id in self.done or recording_id in self._pending_ids:
             raise ValueError(f"Recording {recording_id!r} is already in the corpus.")
         if self.signal is not None and windows.signal is None:
             raise UserInputError(
@@ -174,7 +176,9 @@ class CorpusWriter:
                 "volts (check the reader's unit), or set max_amplitude_uv to drop such windows."
             )
         self._pending.append((recording_id, dict(meta), windows))
-        if sum(len(w) for _, _, w in self._pending) >= self.commit_windows:
+        self._pending_ids.add(recording_id)
+        self._pending_windows += len(windows)
+        if self._pending_windows >= self.commit_windows:
             self.commit()
 
     def commit(self) -> None:
@@ -242,6 +246,8 @@ class CorpusWriter:
         write_json(self.path / "corpus.json", self.meta)
         self.done.update(r for r, _, _ in self._pending)
         self._pending.clear()
+        self._pending_ids.clear()
+        self._pending_windows = 0
 
     def close(self) -> None:
         """Commit what is pending and let other writers in."""

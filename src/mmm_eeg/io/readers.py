@@ -118,7 +118,9 @@ def open_raw(path: Path, preload: bool) -> Any:
 
 def _read_mne(path: Path) -> Recording:
     meta = {"path": str(path), "format": path.suffix.lower().lstrip(".")}
-    return Recording.from_raw(open_raw(path, preload=True), meta)
+    # Not preloaded: get_data() then reads the file once into the array it returns (preloading
+    # reads into the Raw, and get_data() copies that again); the values are the same.
+    return Recording.from_raw(open_raw(path, preload=False), meta)
 
 
 def muse_columns(columns: list[str], path: Path) -> tuple[str, list[str], list[str]]:
