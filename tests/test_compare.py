@@ -94,6 +94,15 @@ def test_pretrained_models_are_probed_under_their_own_names(state_corpus, tmp_pa
     result = run_compare(state_corpus, tmp_path / "out", pretrained=sources, quick=True)
     assert {"mmm_a_encoder", "mmm_b_encoder"} <= set(result["methods"])
     assert set(result["paired"]) >= {"mmm_a_encoder", "mmm_b_encoder"}
+    # a run retrained in place is scored again (its weights' digest is in the fingerprint)
+    saved = tmp_path / "out" / "methods" / "mmm_a_encoder.json"
+    altered = json.loads(saved.read_text())
+    altered["balanced_accuracy"]["mean"] = 0.123
+    saved.write_text(json.dumps(altered))
+    torch.manual_seed(7)
+    MMMEncoder(dim=16, depth=1, heads=2, feature_spec=spec).save_pretrained(sources[0])
+    again = run_compare(state_corpus, tmp_path / "out", pretrained=sources, quick=True)
+    assert again["methods"]["mmm_a_encoder"]["balanced_accuracy"]["mean"] != 0.123
     other = FeatureSpec(PreprocessConfig(window=2.0), normalize="subject")
     MMMEncoder(dim=16, depth=1, heads=2, feature_spec=other).save_pretrained(tmp_path / "w2")
     with pytest.raises(UserInputError, match=r"window: model 2\.0"):
@@ -126,6 +135,12 @@ def test_a_trait_task_is_not_standardised_per_subject(eeg_data, tmp_path):
     assert set(result["methods"]) >= {"de_logreg", "mmm_untrained"}
     with pytest.raises(UserInputError, match="one label"):
         run_compare(trait, tmp_path / "o2", quick=True, protocol="within-subject")
+    # three training subjects, two of which validate: the one left has one class
+    with pytest.raises(UserInputError, match="would learn one class"):
+        run_compare(trait, tmp_path / "o3", quick=True, protocol="holdout",
+                    test_subjects=["eegmat-24", "eegmat-25", "eegmat-26"],
+                    finetune=["mmm_untrained"])  # fmt: skip
+    assert not (tmp_path / "o3" / "methods").exists()  # refused before anything ran
 
 
 def test_one_subject_is_compared_within_subject_with_csp(eeg_data, tmp_path):
@@ -221,6 +236,24 @@ def test_holdout_with_a_pool_fine_tuned_rows_seeds_and_a_curve(state_corpus, eeg
     with pytest.raises(UserInputError, match="leaves 2 subject"):
         run_compare(state_corpus, tmp_path / "o3", quick=True, protocol="holdout",
                     test_subjects=[f"eegmat-{s}" for s in range(24, 28)])  # fmt: skip
+
+
+def test_the_labels_are_part_of_what_a_saved_score_was_computed_on(state_corpus):
+    from mmm_eeg.corpus import Corpus
+    from mmm_eeg.corpus.labels import label_targets
+    from mmm_eeg.experiments.compare import task_fingerprint
+    from mmm_eeg.train.protocols import make_folds
+
+    corpus = Corpus(state_corpus)
+    rows = corpus.index.index.to_numpy()
+    targets, names = label_targets(corpus.index, rows)
+    folds = make_folds(corpus.index, rows, "loso")
+    same = task_fingerprint(corpus, folds, targets.copy(), list(names), 0, True)
+    assert same == task_fingerprint(corpus, folds, targets, names, 0, True)
+    swapped = np.where(targets >= 0, 1 - targets, targets)  # the corpus relabelled in place
+    assert task_fingerprint(corpus, folds, swapped, names, 0, True) != same
+    assert task_fingerprint(corpus, folds, targets, names[::-1], 0, True) != same
+    assert task_fingerprint(corpus, folds[1:], targets, names, 0, True) != same
 
 
 def test_few_label_folds_cut_only_the_training_side(state_corpus):

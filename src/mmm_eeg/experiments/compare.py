@@ -224,18 +224,13 @@ def run_compare(
         runs.append(_resolve_run(pool_run, corpus, checkpoint_dir))
     else:
         tuned = _finetuned_names(finetune, pretrained)
+    if tuned:
+        _check_classes_to_tune(folds, targets, task["labels"])
     runs = [(name, *run) for name, run in zip(_run_names(pretrained), runs, strict=True)]
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    # What a saved score was computed on: a rerun reuses it only for the same windows in the
-    # same folds (any protocol, test subjects, gap), seed and electrodes.
-    digest = hashlib.sha256()
-    for fold in folds:
-        for part in (fold.train, fold.val, fold.test):
-            digest.update(np.asarray(part, dtype=np.int64).tobytes() + b"|")
-    fingerprint = {"corpus": str(corpus.path), "folds": digest.hexdigest()[:16], "seed": seed,
-                   "quick": quick}  # fmt: skip
+    fingerprint = task_fingerprint(corpus, folds, targets, task["labels"], seed, quick)
     if keep is not None:
         fingerprint["channels"] = task["channels"]
     settings = {"out": out, "epochs": finetune_epochs, "tuned": tuned, "keep": keep}
@@ -509,7 +504,8 @@ def _methods(corpus, rows, targets, task, runs, quick, checkpoint_dir, skipped, 
     """``(name, make, stochastic, recipe)`` of every applicable method: ``make(seed)``
     computes its features (only when the method is not reused) as ``features(fold) -> (n_rows,
     d)``, or gives a :class:`Decoder`; ``stochastic`` methods are made once per seed; ``recipe``:
-    what else a saved score must have been computed with (a fine-tuning's settings)."""
+    what else a saved score must have been computed with (the saved weights' digest, a
+    fine-tuning's settings)."""
     trait, keep = task["trait"], settings["keep"]
     x_raw, present = corpus.read(rows, "none")  # type: ignore[arg-type]
     if keep is not None:  # the other electrodes are absent for every method
@@ -552,8 +548,10 @@ def _methods(corpus, rows, targets, task, runs, quick, checkpoint_dir, skipped, 
     else:
         yield "csp_lda", lambda _: _csp_lda(corpus, rows, targets, keep), False, {}
 
-    for name, build, normalize, stochastic, trained in _encoders(corpus, runs, checkpoint_dir,
-                                                                 skipped):  # fmt: skip
+    for name, build, normalize, stochastic, trained, weights in _encoders(
+        corpus, runs, checkpoint_dir, skipped
+    ):
+        identity = {} if weights is None else {"weights": weights}
 
         def tokens(seed, build=build, normalize=normalize):
             encoder = build(seed)
@@ -564,14 +562,14 @@ def _methods(corpus, rows, targets, task, runs, quick, checkpoint_dir, skipped, 
             matrix = _tokens(encoder, x, present, seed)
             return lambda fold: matrix
 
-        yield name, tokens, stochastic, {}
+        yield name, tokens, stochastic, identity
         if name in settings["tuned"]:
             folder = settings["out"] / "runs" / (name + FINETUNED)
             normalize = "fitted" if trait or isinstance(normalize, Normalizer) else normalize
             # Random weights learn at the head's rate (a model trained from scratch); the
             # slower encoder rate is for weights worth keeping.
             scale = FINETUNE.encoder_lr_scale if trained else 1.0
-            recipe = {"finetune_epochs": settings["epochs"], "encoder_lr_scale": scale}
+            recipe = {"finetune_epochs": settings["epochs"], "encoder_lr_scale": scale, **identity}
 
             def tuned(seed, build=build, normalize=normalize, folder=folder, recipe=recipe):
                 return _finetuned(corpus, targets, task, build(seed), normalize,
@@ -581,18 +579,19 @@ def _methods(corpus, rows, targets, task, runs, quick, checkpoint_dir, skipped, 
 
 
 def _encoders(corpus, runs, checkpoint_dir, skipped):
-    """``(name, build, normalize, stochastic, trained)`` of the MMM variants: ``build(seed)``
-    gives the encoder (the untrained one's weights are drawn from the seed), ``normalize`` its
-    own standardisation (a model that reads other features than the corpus holds is refused,
-    naming both); ``stochastic``: the seed draws its weights, or the noise its absent nodes
-    are filled with; ``trained``: not random weights. ``runs``: the resolved
+    """``(name, build, normalize, stochastic, trained, weights)`` of the MMM variants:
+    ``build(seed)`` gives the encoder (the untrained one's weights are drawn from the seed),
+    ``normalize`` its own standardisation (a model that reads other features than the corpus
+    holds is refused, naming both); ``stochastic``: the seed draws its weights, or the noise its
+    absent nodes are filled with; ``trained``: not random weights; ``weights``: the digest of
+    saved weights (None for those the seed draws). ``runs``: the resolved
     ``(name, encoder, normalize, trained)`` of the pretrained sources."""
 
     def untrained(seed: int) -> MMMEncoder:
         with noise_seed(seed):
             return MMMEncoder(**model_card("mmm_base").encoder)
 
-    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE, True, False
+    yield "mmm_untrained", untrained, SUBJECT_NORMALIZE, True, False, None
     for name in REGISTERED:
         if name not in list_models():
             continue
@@ -603,10 +602,55 @@ def _encoders(corpus, runs, checkpoint_dir, skipped):
             skipped[name] = str(err)
             continue
         encoder = resolved.encoder
-        yield name, lambda _, e=encoder: e, normalize, encoder.absent == "noise", True
+        noisy = encoder.absent == "noise"
+        yield name, lambda _, e=encoder: e, normalize, noisy, True, weights_digest(encoder)
     for name, encoder, normalize, trained in runs:
         # absent nodes filled with noise: the score depends on the seed's draw
-        yield name, lambda _, e=encoder: e, normalize, encoder.absent == "noise", trained
+        noisy = encoder.absent == "noise"
+        yield name, lambda _, e=encoder: e, normalize, noisy, trained, weights_digest(encoder)
+
+
+def _check_classes_to_tune(folds: list[Fold], targets: np.ndarray, labels: list[str]) -> None:
+    """Refuse fine-tuning on a fold whose training side lacks a class (a trait task with few
+    training subjects, two of which validate): the model would learn one class."""
+    for fold in folds:
+        seen = {labels[t] for t in np.unique(targets[fold.train]) if t >= 0}
+        if len(seen) < len(labels):
+            raise UserInputError(
+                f"Fold {fold.name}: its training subjects carry only {sorted(seen)} of "
+                f"{labels} once validation subjects are set aside, so fine-tuning would learn "
+                "one class. Hold out fewer test subjects, or fine-tune under loso.",
+                parameter="finetune",
+            )
+
+
+def task_fingerprint(
+    corpus: Corpus,
+    folds: list[Fold],
+    targets: np.ndarray,
+    labels: list[str],
+    seed: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """What a saved score was computed on: a rerun reuses it only for the same windows in the
+    same folds (any protocol, test subjects, gap), with the same labels, seed and budget."""
+    digest = hashlib.sha256()
+    for fold in folds:
+        for part in (fold.train, fold.val, fold.test):
+            digest.update(np.asarray(part, dtype=np.int64).tobytes() + b"|")
+    # a corpus rebuilt in place with other labels is another task
+    digest.update(np.asarray(targets, dtype=np.int64).tobytes() + b"|")
+    digest.update("\x1f".join(labels).encode())
+    return {"corpus": str(corpus.path), "task": digest.hexdigest()[:16], "seed": seed,
+            "quick": quick}  # fmt: skip
+
+
+def weights_digest(encoder: MMMEncoder) -> str:
+    """A digest of an encoder's weights: a run retrained in place gets new scores."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _resolve_run(source: str | Path, corpus: Corpus, checkpoint_dir):
