@@ -250,12 +250,12 @@ def run_compare(
                 logger.info("%s: reused from %s", name, saved)
                 continue
         logger.info("%s: scoring", name)
-        runs = [make(seed + i) for i in range(seeds if stochastic else 1)]
-        scores = seed_mean([_score(method, folds, context, task) for method in runs])
+        made = [make(seed + i) for i in range(seeds if stochastic else 1)]
+        scores = seed_mean([_score(method, folds, context, task) for method in made])
         methods[name] = {"balanced_accuracy": scores, "fingerprint": mine}
         if curve is not None and not tuning:
             methods[name]["curve"] = {
-                str(n): _score(runs[0], point, context, task) for n, point in curve_folds.items()
+                str(n): _score(made[0], point, context, task) for n, point in curve_folds.items()
             }
         write_json(saved, methods[name])
     if curve is not None:
