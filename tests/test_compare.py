@@ -95,14 +95,17 @@ def test_pretrained_models_are_probed_under_their_own_names(state_corpus, tmp_pa
     assert {"mmm_a_encoder", "mmm_b_encoder"} <= set(result["methods"])
     assert set(result["paired"]) >= {"mmm_a_encoder", "mmm_b_encoder"}
     # a run retrained in place is scored again (its weights' digest is in the fingerprint)
-    saved = tmp_path / "out" / "methods" / "mmm_a_encoder.json"
-    altered = json.loads(saved.read_text())
-    altered["balanced_accuracy"]["mean"] = 0.123
-    saved.write_text(json.dumps(altered))
+    # ... and an unchanged one is reused (the digest is stable across loads)
+    for name in ("mmm_a_encoder", "mmm_b_encoder"):
+        saved = tmp_path / "out" / "methods" / f"{name}.json"
+        altered = json.loads(saved.read_text())
+        altered["balanced_accuracy"]["mean"] = 0.123
+        saved.write_text(json.dumps(altered))
     torch.manual_seed(7)
     MMMEncoder(dim=16, depth=1, heads=2, feature_spec=spec).save_pretrained(sources[0])
     again = run_compare(state_corpus, tmp_path / "out", pretrained=sources, quick=True)
     assert again["methods"]["mmm_a_encoder"]["balanced_accuracy"]["mean"] != 0.123
+    assert again["methods"]["mmm_b_encoder"]["balanced_accuracy"]["mean"] == 0.123
     other = FeatureSpec(PreprocessConfig(window=2.0), normalize="subject")
     MMMEncoder(dim=16, depth=1, heads=2, feature_spec=other).save_pretrained(tmp_path / "w2")
     with pytest.raises(UserInputError, match=r"window: model 2\.0"):
@@ -136,7 +139,7 @@ def test_a_trait_task_is_not_standardised_per_subject(eeg_data, tmp_path):
     with pytest.raises(UserInputError, match="one label"):
         run_compare(trait, tmp_path / "o2", quick=True, protocol="within-subject")
     # three training subjects, two of which validate: the one left has one class
-    with pytest.raises(UserInputError, match="would learn one class"):
+    with pytest.raises(UserInputError, match="would never see"):
         run_compare(trait, tmp_path / "o3", quick=True, protocol="holdout",
                     test_subjects=["eegmat-24", "eegmat-25", "eegmat-26"],
                     finetune=["mmm_untrained"])  # fmt: skip
@@ -359,7 +362,7 @@ def test_random_weights_are_fine_tuned_as_from_scratch(state_corpus, tmp_path):
     """Rows of random weights (the untrained encoder, a saved twin marked so) fine-tune their
     encoder at the head's learning rate; trained weights at a tenth of it."""
     from mmm_eeg.corpus import Corpus
-    from mmm_eeg.experiments.compare import _methods, _resolve_run, _run_names
+    from mmm_eeg.experiments.compare import _methods, _resolve_run, _run_names, weights_digest
     from mmm_eeg.model import MMMEncoder
 
     corpus = Corpus(state_corpus)
@@ -380,4 +383,8 @@ def test_random_weights_are_fine_tuned_as_from_scratch(state_corpus, tmp_path):
     assert recipes["mmm_untrained_finetuned"]["encoder_lr_scale"] == 1.0
     assert recipes["mmm_twin_finetuned"]["encoder_lr_scale"] == 1.0
     assert recipes["mmm_run_finetuned"]["encoder_lr_scale"] == 0.1
-    assert recipes["mmm_run"] == {} and recipes["de_logreg"] == {}
+    # saved weights are known by their digest; weights the seed draws are not
+    digest = {"weights": weights_digest(runs[1][1])}
+    assert recipes["mmm_run"] == digest and recipes["mmm_run_finetuned"].items() >= digest.items()
+    assert "weights" not in recipes["mmm_untrained"] | recipes["mmm_untrained_finetuned"]
+    assert recipes["de_logreg"] == {}

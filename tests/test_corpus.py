@@ -169,10 +169,18 @@ def test_killed_writer_leaves_readers_a_committed_state(tmp_path, eeg_data):
     resumed = CorpusWriter(tmp_path / "c", TOPO, PreprocessConfig(), chunk_windows=50)
     assert resumed.features.shape[0] == committed and resumed.done == {"r0", "r1"}
     assert not (tmp_path / "c" / "index" / "part-00001.parquet").exists()
+    windows = extract_windows(read_recording(eeg_data / "eegmat/Subject00_1.edf"), TOPO)
     with pytest.raises(ValueError, match="already in the corpus"):
-        resumed.add(
-            "r0", {}, extract_windows(read_recording(eeg_data / "eegmat/Subject00_1.edf"), TOPO)
-        )
+        resumed.add("r0", {}, windows)
+    resumed.add("r9", {}, windows)  # pending, not committed yet: refused twice all the same
+    with pytest.raises(ValueError, match="already in the corpus"):
+        resumed.add("r9", {}, windows)
+    resumed.commit()
+    with pytest.raises(ValueError, match="already in the corpus"):
+        resumed.add("r9", {}, windows)
+    resumed.add("r10", {}, windows)  # the pending set was cleared by the commit
+    resumed.close()
+    assert Corpus(tmp_path / "c").recordings["recording"].tolist()[-2:] == ["r9", "r10"]
 
 
 def test_settings_cannot_change_and_newer_versions_are_refused(tmp_path, eeg_data):

@@ -87,6 +87,18 @@ def test_batch_skips_every_damaged_file_and_finishes(tmp_path, edf_bytes, eeg_da
     )
 
 
+def test_a_data_section_mne_cannot_read_is_a_clear_error(eegmat_file, monkeypatch):
+    """The data are read after the header (not preloaded): a failure there names the file."""
+    import mne
+
+    def broken(self, *args, **kwargs):
+        raise OSError("unexpected end of data")
+
+    monkeypatch.setattr(mne.io.BaseRaw, "get_data", broken)
+    with pytest.raises(UserInputError, match=f"{eegmat_file.name}: MNE-Python cannot read"):
+        read_recording(eegmat_file)
+
+
 def test_nan_inf_and_flat_channels_in_a_real_recording(eegmat_file):
     from mmm_eeg import UnifiedTopology
     from mmm_eeg.windows import extract_windows

@@ -161,6 +161,38 @@ def test_a_version_1_corpus_reads_as_before(signal_corpus, tmp_path):
         corpus.read(np.arange(9), tokens="raw")
 
 
+def test_a_corpus_with_a_zstd_signal_still_reads_and_extends(signal_corpus, eeg_data, tmp_path):
+    """The signal is written with Blosc LZ4; corpora written with zarr's default Zstandard
+    (before it) read the same values and take new recordings in their own codec."""
+    import shutil
+
+    import zarr
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    from mmm_eeg.corpus.build import build_corpus
+    from mmm_eeg.io.sources import discover_sources
+
+    stored = zarr.open_array(signal_corpus.path / "data.zarr" / "signal")
+    assert [type(c) for c in stored.compressors] == [BloscCodec]
+    assert stored.compressors[0].cname.value == "lz4"
+    old = tmp_path / "zstd"
+    shutil.copytree(signal_corpus.path, old)
+    shutil.rmtree(old / "data.zarr" / "signal")
+    values = np.asarray(stored[:])
+    zarr.create_array(old / "data.zarr" / "signal", data=values, chunks=stored.chunks,
+                      compressors=ZstdCodec())  # fmt: skip
+    rows = np.arange(0, len(values), 7)
+    np.testing.assert_array_equal(Corpus(old).read(rows, "subject", "de+raw")[0],
+                                  signal_corpus.read(rows, "subject", "de+raw")[0])  # fmt: skip
+    sources, _ = discover_sources([eeg_data / "eegmat" / "Subject05_1.edf"])
+    build_corpus(sources, old, config=SIGNAL)
+    extended = Corpus(old)
+    assert len(extended) > len(values)
+    np.testing.assert_array_equal(np.asarray(extended.signal[: len(values)]), values)
+    appended = zarr.open_array(old / "data.zarr" / "signal")
+    assert [type(c) for c in appended.compressors] == [ZstdCodec]
+
+
 def test_raw_pretraining_learns_and_every_route_reads_the_raw_model(signal_corpus, tmp_path):
     config = PretrainConfig(
         tokens="de+raw", epochs=10, batch_size=32, dim=32, depth=2, heads=4, decoder_depth=1,

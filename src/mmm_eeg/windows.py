@@ -387,8 +387,8 @@ def checked_windows(
         failed[w] = _first_reason(reasons[good], w)
     # zero non-finite samples (failed windows only) so the filters stay finite; no copy when
     # every sample is finite, the usual case
-    finite = np.isfinite(data).all()
-    clean = data if finite else np.where(np.isfinite(data), data, 0.0)
+    finite = np.isfinite(data)
+    clean = data if finite.all() else np.where(finite, data, 0.0)
     de = differential_entropy(clean, sfreq, config.bands, config.window, config.step, config.method)
     signal = None
     if config.signal_rate is not None:

@@ -217,15 +217,15 @@ def run_compare(
     )
     pretrained = list(pretrained)
     runs = [_resolve_run(source, corpus, checkpoint_dir) for source in pretrained]
+    pool_run = None
     if pretrain_pool is not None:
         pool_run = _check_pool(pretrain_pool, corpus, out, quick, seed)
-        tuned = _finetuned_names(finetune, [*pretrained, pool_run])
-        pretrained.append(pretrain_on_pool(pretrain_pool, out, quick, seed))
-        runs.append(_resolve_run(pool_run, corpus, checkpoint_dir))
-    else:
-        tuned = _finetuned_names(finetune, pretrained)
+    tuned = _finetuned_names(finetune, [*pretrained, *([pool_run] if pool_run else [])])
     if tuned:
         _check_classes_to_tune(folds, targets, task["labels"])
+    if pool_run is not None:
+        pretrained.append(pretrain_on_pool(pretrain_pool, out, quick, seed))
+        runs.append(_resolve_run(pool_run, corpus, checkpoint_dir))
     runs = [(name, *run) for name, run in zip(_run_names(pretrained), runs, strict=True)]
     context = (corpus, rows, targets, seed)
     methods: dict[str, Any] = {}
@@ -615,11 +615,12 @@ def _check_classes_to_tune(folds: list[Fold], targets: np.ndarray, labels: list[
     training subjects, two of which validate): the model would learn one class."""
     for fold in folds:
         seen = {labels[t] for t in np.unique(targets[fold.train]) if t >= 0}
-        if len(seen) < len(labels):
+        missing = [name for name in labels if name not in seen]
+        if missing:
             raise UserInputError(
-                f"Fold {fold.name}: its training subjects carry only {sorted(seen)} of "
-                f"{labels} once validation subjects are set aside, so fine-tuning would learn "
-                "one class. Hold out fewer test subjects, or fine-tune under loso.",
+                f"Fold {fold.name}: once its validation subjects are set aside, its training "
+                f"subjects carry no {missing} window, so fine-tuning would never see that "
+                "class. Hold out fewer test subjects, or compare more subjects.",
                 parameter="finetune",
             )
 

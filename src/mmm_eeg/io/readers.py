@@ -110,17 +110,31 @@ def open_raw(path: Path, preload: bool) -> Any:
     try:
         return mne.io.read_raw(path, preload=preload, verbose="error")
     except READ_ERRORS as err:  # what MNE raises for damaged or unknown files
-        raise UserInputError(
-            f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
-            "Check that the file is complete and in a format MNE reads."
-        ) from err
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: Exception) -> UserInputError:
+    return UserInputError(
+        f"{path}: MNE-Python cannot read this file ({type(err).__name__}: {err}). "
+        "Check that the file is complete and in a format MNE reads."
+    )
 
 
 def _read_mne(path: Path) -> Recording:
+    import mne
+
     meta = {"path": str(path), "format": path.suffix.lower().lstrip(".")}
     # Not preloaded: get_data() then reads the file once into the array it returns (preloading
-    # reads into the Raw, and get_data() copies that again); the values are the same.
-    return Recording.from_raw(open_raw(path, preload=False), meta)
+    # reads into the Raw, and get_data() copies that again); the values are the same. The data
+    # section is read here, so its damage is reported here too.
+    raw = open_raw(path, preload=False)
+    try:
+        with mne.use_log_level("error"):
+            return Recording.from_raw(raw, meta)
+    except UserInputError:
+        raise
+    except READ_ERRORS as err:
+        raise _unreadable(path, err) from err
 
 
 def muse_columns(columns: list[str], path: Path) -> tuple[str, list[str], list[str]]:
