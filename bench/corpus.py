@@ -208,10 +208,12 @@ def main() -> None:
 def markdown(r: dict) -> str:
     lines = [
         f"Measured {r['date']} with `{r['command'].strip()}`: synthetic DE windows (62 nodes x 5 "
-        "bands, float32, zarr v3 default codec), one process; reads are shuffled batches of "
+        "bands, float32, zarr v3 default codec: Zstandard), one process; reads are shuffled "
+        "batches of "
         f"{r['batch_size']} (chunk order shuffled, 8 chunks pooled and shuffled: 8192 windows "
         "per chunk, 1024 for a corpus that keeps the signal). Signal: 100 float16 samples per "
-        "present node (19, 59 or 4 nodes), random, so barely compressible.",
+        "present node (19, 59 or 4 nodes), random, so barely compressible; Blosc LZ4 over "
+        "shuffled bytes (`signal_codec`).",
         "",
         "| corpus windows | write (windows/s) | read (windows/s) | windows read "
         "| peak allocated while reading (MB) | bytes on disk per window |",

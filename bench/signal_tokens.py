@@ -334,7 +334,8 @@ def markdown(r: dict) -> str:
     lines += [
         "",
         f"Storage (eegmat, eegmmidb and Muse windows): {st['signal_bytes_per_window']:.0f} bytes "
-        f"per window for the signal (zstd-compressed float16, {st['mean_present_nodes']:.0f} of "
+        f"per window for the signal (float16, Blosc LZ4 over shuffled bytes, "
+        f"{st['mean_present_nodes']:.0f} of "
         f"62 nodes present on average, {per_node:.0f} bytes per present node) against "
         f"{st['de_bytes_per_window']:.0f} for DE and the present mask. At TUH EEG's scale "
         "(about 27,000 hours, 9.7·10⁷ one-second windows of about 20 channels) that is "
