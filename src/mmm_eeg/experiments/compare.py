@@ -612,7 +612,7 @@ def _encoders(corpus, runs, checkpoint_dir, skipped):
 
 def _check_classes_to_tune(folds: list[Fold], targets: np.ndarray, labels: list[str]) -> None:
     """Refuse fine-tuning on a fold whose training side lacks a class (a trait task with few
-    training subjects, two of which validate): the model would learn one class."""
+    training subjects, two of which validate): the model would never see that class."""
     for fold in folds:
         seen = {labels[t] for t in np.unique(targets[fold.train]) if t >= 0}
         missing = [name for name in labels if name not in seen]
